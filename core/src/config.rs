@@ -1,0 +1,235 @@
+//! The shape of `knowledge-bases.toml`. Typed, with unknown fields rejected; the binary's
+//! loader reads the file, adds file and line to every error, and resolves relative paths.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use crate::ids::ResourceId;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+    #[serde(default)]
+    pub knowledge_bases: Vec<KnowledgeBaseConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Largest document a parser accepts, in bytes.
+    #[serde(default = "default_max_document_bytes")]
+    pub max_document_bytes: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            max_document_bytes: default_max_document_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> PathBuf {
+    ".quarry".into()
+}
+fn default_max_document_bytes() -> u64 {
+    50 * 1024 * 1024
+}
+
+/// An embedding model. `path` is a local folder (config.json, model.safetensors,
+/// tokenizer.json); `hub` names a model in the Hugging Face cache (`$HF_HOME/hub`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ModelConfig {
+    Bert {
+        path: Option<PathBuf>,
+        hub: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgeBaseConfig {
+    pub id: Spanned<ResourceId>,
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub embedding_model: Spanned<String>,
+    #[serde(default)]
+    pub vector_store: VectorStoreConfig,
+    #[serde(default)]
+    pub data_sources: Vec<DataSourceConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum VectorStoreConfig {
+    #[default]
+    Hnsw,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSourceConfig {
+    pub id: Spanned<ResourceId>,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: DataSourceKind,
+    /// For `local` sources: the folder to index.
+    #[serde(default)]
+    pub path: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub chunking: ChunkingConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSourceKind {
+    Local,
+}
+
+/// Bedrock's chunking strategies and their fields.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(tag = "strategy", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+pub enum ChunkingConfig {
+    /// About 300 tokens (or the model's limit), sentence boundaries, 20% overlap.
+    #[default]
+    Default,
+    FixedSize {
+        max_tokens: usize,
+        overlap_percentage: u8,
+    },
+    None,
+}
+
+/// A configuration that parsed but does not make sense. `span` points into the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub span: Option<Range<usize>>,
+    pub field: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Checks what types alone cannot, and makes relative paths relative to `base`.
+    pub fn validate_and_resolve(&mut self, base: &Path) -> Result<(), ConfigError> {
+        if self.server.data_dir.is_relative() {
+            self.server.data_dir = base.join(&self.server.data_dir);
+        }
+        for (name, model) in &mut self.models {
+            let ModelConfig::Bert { path, hub } = model;
+            match (path.as_mut(), hub) {
+                (Some(p), _) if p.is_relative() => *p = base.join(&*p),
+                (None, None) => {
+                    return Err(ConfigError {
+                        span: None,
+                        field: format!("models.{name}"),
+                        message: "needs `path` (a local folder) or `hub` (a Hugging Face model id)"
+                            .into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let mut kb_ids = BTreeMap::new();
+        let mut kb_names = BTreeMap::new();
+        let mut ds_ids = BTreeMap::new();
+        for (i, kb) in self.knowledge_bases.iter_mut().enumerate() {
+            let here = |field: &str| format!("knowledge_bases[{i}].{field}");
+            if kb_ids.insert(kb.id.get_ref().clone(), ()).is_some() {
+                return Err(spanned(&kb.id, here("id"), "duplicate knowledge base id"));
+            }
+            if kb_names.insert(kb.name.get_ref().clone(), ()).is_some() {
+                return Err(spanned(&kb.name, here("name"), "duplicate knowledge base name"));
+            }
+            if !self.models.contains_key(kb.embedding_model.get_ref()) {
+                let known: Vec<_> = self.models.keys().cloned().collect();
+                return Err(spanned(
+                    &kb.embedding_model,
+                    here("embedding_model"),
+                    &format!(
+                        "no model {:?} in [models] (known: {})",
+                        kb.embedding_model.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            for (j, ds) in kb.data_sources.iter_mut().enumerate() {
+                let here = |field: &str| format!("knowledge_bases[{i}].data_sources[{j}].{field}");
+                if ds_ids.insert(ds.id.get_ref().clone(), ()).is_some() {
+                    return Err(spanned(&ds.id, here("id"), "duplicate data source id"));
+                }
+                match (&ds.kind, &mut ds.path) {
+                    (DataSourceKind::Local, None) => {
+                        return Err(ConfigError {
+                            span: Some(ds.id.span()),
+                            field: here("path"),
+                            message: "a local data source needs `path`".into(),
+                        });
+                    }
+                    (DataSourceKind::Local, Some(path)) => {
+                        if path.get_ref().is_relative() {
+                            let span = path.span();
+                            *path = Spanned::new(span, base.join(path.get_ref()));
+                        }
+                    }
+                }
+                if let ChunkingConfig::FixedSize {
+                    max_tokens,
+                    overlap_percentage,
+                } = ds.chunking
+                {
+                    if max_tokens < 20 {
+                        return Err(ConfigError {
+                            span: Some(ds.id.span()),
+                            field: here("chunking.max_tokens"),
+                            message: format!("{max_tokens} is too small; use at least 20"),
+                        });
+                    }
+                    if !(1..=99).contains(&overlap_percentage) {
+                        return Err(ConfigError {
+                            span: Some(ds.id.span()),
+                            field: here("chunking.overlap_percentage"),
+                            message: format!("{overlap_percentage} is outside 1..=99"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A knowledge base by id or by name.
+    pub fn knowledge_base(&self, id_or_name: &str) -> Option<&KnowledgeBaseConfig> {
+        self.knowledge_bases
+            .iter()
+            .find(|kb| kb.id.get_ref().as_str() == id_or_name || kb.name.get_ref() == id_or_name)
+    }
+}
+
+fn spanned<T>(at: &Spanned<T>, field: String, message: &str) -> ConfigError {
+    ConfigError {
+        span: Some(at.span()),
+        field,
+        message: message.to_owned(),
+    }
+}

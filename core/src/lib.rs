@@ -1,0 +1,21 @@
+//! Quarry's shared vocabulary: the types every crate passes around (documents, chunks,
+//! metadata, filters, configuration) and the traits each stage implements (`Parser`,
+//! `Chunker`, `Embedder`, `VectorStore`). Nothing here does heavy work.
+#![forbid(unsafe_code)]
+
+pub mod chunk;
+pub mod config;
+pub mod document;
+pub mod filter;
+pub mod ids;
+pub mod metadata;
+pub mod traits;
+
+pub use chunk::{Chunk, StoredChunk};
+pub use document::ParsedDocument;
+pub use filter::{Filter, FilterError};
+pub use metadata::{Metadata, MetadataValue};
+pub use traits::{
+    Chunker, EmbedError, Embedder, ParseError, Parser, SearchHit, StoreError, TokenCounter,
+    VectorStore,
+};

@@ -1,0 +1,19 @@
+//! The embedding core: a BERT-family sentence encoder (BERT, MiniLM, BGE, E5, GTE layouts)
+//! loaded from `config.json` + `model.safetensors` + `tokenizer.json`, with the pooling and
+//! normalisation its sentence-transformers configuration asks for.
+//!
+//! Linear layers of a whole batch run as one matrix product over the real tokens of every
+//! text (no padding); attention runs per text and head, so no text ever attends to padding
+//! and a text alone gives the same vector as the same text inside a batch.
+#![deny(unsafe_code)]
+
+mod bert;
+mod embedder;
+mod error;
+pub mod kernels;
+mod model_files;
+mod tokenize;
+
+pub use embedder::BertEmbedder;
+pub use error::LoadError;
+pub use model_files::{ModelFiles, Pooling};
