@@ -1,1 +1,60 @@
+//! Chunking strategies, as Bedrock names them: `DEFAULT`, `FIXED_SIZE` and `NONE`. Token
+//! counts come from the embedding model's own tokenizer, so no chunk is silently truncated
+//! by the encoder.
+#![forbid(unsafe_code)]
 
+mod sentences;
+mod sentence_packer;
+mod whole_document;
+
+use std::sync::Arc;
+
+use quarry_core::config::ChunkingConfig;
+use quarry_core::{Chunker, TokenCounter};
+
+pub use sentence_packer::SentencePacker;
+pub use sentences::sentence_spans;
+pub use whole_document::WholeDocument;
+
+/// Bedrock's default chunk size, before the model's own limit is applied.
+pub const DEFAULT_MAX_TOKENS: usize = 300;
+pub const DEFAULT_OVERLAP_PERCENTAGE: u8 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkingError {
+    #[error(
+        "chunking max_tokens {max_tokens} is above the embedding model's limit of {model_limit} tokens"
+    )]
+    AboveModelLimit {
+        max_tokens: usize,
+        model_limit: usize,
+    },
+}
+
+/// Builds the chunker a data source's configuration asks for.
+pub fn chunker_for(
+    config: &ChunkingConfig,
+    counter: Arc<dyn TokenCounter>,
+) -> Result<Box<dyn Chunker>, ChunkingError> {
+    let model_limit = counter.max_content_tokens();
+    Ok(match *config {
+        ChunkingConfig::Default => Box::new(SentencePacker::new(
+            DEFAULT_MAX_TOKENS.min(model_limit),
+            DEFAULT_OVERLAP_PERCENTAGE,
+            counter,
+        )),
+        ChunkingConfig::FixedSize {
+            max_tokens,
+            overlap_percentage,
+        } => {
+            if max_tokens > model_limit {
+                return Err(ChunkingError::AboveModelLimit {
+                    max_tokens,
+                    model_limit,
+                });
+            }
+            Box::new(SentencePacker::new(max_tokens, overlap_percentage, counter))
+        }
+        ChunkingConfig::None => Box::new(WholeDocument::new(counter)),
+    })
+}
