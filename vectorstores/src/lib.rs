@@ -1,1 +1,8 @@
+//! Vector stores behind the `VectorStore` trait. `hnsw` (in-process, persisted in the data
+//! directory) is the default. Every store runs the shared suite in [`suite`].
+#![forbid(unsafe_code)]
 
+pub mod hnsw;
+pub mod suite;
+
+pub use hnsw::{HnswParams, HnswStore};
