@@ -1,1 +1,15 @@
+//! Ingestion: sources (where documents come from), parsers (bytes to text), metadata
+//! sidecars, the ledger of what was indexed, and the sync job that ties them together.
+#![forbid(unsafe_code)]
 
+pub mod job;
+pub mod ledger;
+pub mod parsers;
+pub mod sidecar;
+pub mod sources;
+pub mod sync;
+
+pub use job::{IngestionJob, JobStatus, Statistics};
+pub use ledger::Ledger;
+pub use sources::{LocalFolder, Source, SourceError, SourceObject};
+pub use sync::{SyncObserver, SyncTarget, run_sync};

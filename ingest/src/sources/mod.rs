@@ -1,0 +1,33 @@
+//! Where documents come from. A source lists its objects (documents and `.metadata.json`
+//! sidecars alike) with a version that changes when the object does, and fetches one.
+
+mod local;
+
+pub use local::LocalFolder;
+
+/// One object of a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceObject {
+    /// Path within the source, `/`-separated (a relative path, or an S3 key).
+    pub key: String,
+    pub size: u64,
+    /// Changes whenever the object does (modification time, or an ETag).
+    pub version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source as a whole cannot be read: the job fails.
+    #[error("data source unavailable: {0}")]
+    Unavailable(String),
+    /// One object cannot be read: that document fails.
+    #[error("{0}")]
+    Object(String),
+}
+
+pub trait Source: Send + Sync {
+    fn list(&self) -> Result<Vec<SourceObject>, SourceError>;
+    fn fetch(&self, key: &str) -> Result<Vec<u8>, SourceError>;
+    /// The document's URI, as `x-amz-bedrock-kb-source-uri` reports it.
+    fn uri(&self, key: &str) -> String;
+}

@@ -1,0 +1,291 @@
+//! One sync of one data source: list, compare with the ledger, index what is new or changed,
+//! update metadata that alone changed, remove what is gone. A document that cannot be read
+//! or parsed fails alone, with its reason in the job; only a store, ledger or source outage
+//! fails the job.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use quarry_core::{Chunker, Embedder, StoreError, StoredChunk, VectorStore};
+use sha2::{Digest, Sha256};
+
+use crate::job::{IngestionJob, JobStatus};
+use crate::ledger::{Ledger, LedgerEntry, LedgerError};
+use crate::parsers::parse_document;
+use crate::sidecar::{Sidecar, described_document, parse_sidecar};
+use crate::sources::{Source, SourceError, SourceObject};
+
+/// Everything a sync of one data source works with.
+pub struct SyncTarget<'a> {
+    pub data_source_id: &'a str,
+    pub source: &'a dyn Source,
+    pub chunker: &'a dyn Chunker,
+    pub embedder: &'a dyn Embedder,
+    pub store: &'a dyn VectorStore,
+    pub ledger: &'a Ledger,
+    pub max_document_bytes: u64,
+}
+
+/// Told about progress, for progress bars and logs.
+pub trait SyncObserver {
+    fn listed(&self, _documents: usize) {}
+    fn document_done(&self, _key: &str, _chunks: usize) {}
+}
+
+impl SyncObserver for () {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("vector store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Why one document was not indexed, or why the job must stop.
+enum DocumentError {
+    Failed(String),
+    Fatal(SyncError),
+}
+
+impl From<StoreError> for DocumentError {
+    fn from(e: StoreError) -> Self {
+        Self::Fatal(e.into())
+    }
+}
+impl From<LedgerError> for DocumentError {
+    fn from(e: LedgerError) -> Self {
+        Self::Fatal(e.into())
+    }
+}
+impl From<SourceError> for DocumentError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Object(reason) => Self::Failed(reason),
+            fatal => Self::Fatal(fatal.into()),
+        }
+    }
+}
+
+enum Outcome {
+    Unchanged,
+    New,
+    Modified { metadata_changed: bool },
+    MetadataOnly,
+}
+
+/// Runs the job to its end (COMPLETE, FAILED or STOPPED), saving its record in the ledger
+/// as it goes. `stop` asks it to stop after the current document.
+pub fn run_sync(target: &SyncTarget<'_>, job: &mut IngestionJob, stop: &AtomicBool, observer: &dyn SyncObserver) {
+    job.status = JobStatus::InProgress;
+    save(target, job);
+    match sync(target, job, stop, observer) {
+        Ok(()) if stop.load(Ordering::Relaxed) => job.status = JobStatus::Stopped,
+        Ok(()) => job.status = JobStatus::Complete,
+        Err(e) => {
+            tracing::error!(data_source = target.data_source_id, error = %e, "ingestion job failed");
+            job.status = JobStatus::Failed;
+            job.failure_reasons.push(e.to_string());
+        }
+    }
+    save(target, job);
+}
+
+fn save(target: &SyncTarget<'_>, job: &mut IngestionJob) {
+    job.updated_at = Utc::now();
+    if let Err(e) = target.ledger.save_job(job) {
+        tracing::warn!(error = %e, "could not save the ingestion job record");
+    }
+}
+
+fn sync(target: &SyncTarget<'_>, job: &mut IngestionJob, stop: &AtomicBool, observer: &dyn SyncObserver) -> Result<(), SyncError> {
+    let ds = target.data_source_id;
+    let objects = target.source.list()?;
+    let mut sidecars: HashMap<&str, &SourceObject> = HashMap::new();
+    let mut documents = Vec::new();
+    for object in &objects {
+        match described_document(&object.key) {
+            Some(doc) => {
+                sidecars.insert(doc, object);
+            }
+            None => documents.push(object),
+        }
+    }
+    job.statistics.number_of_documents_scanned = documents.len() as u64;
+    job.statistics.number_of_metadata_documents_scanned = sidecars.len() as u64;
+    observer.listed(documents.len());
+
+    let mut ledger: HashMap<String, LedgerEntry> =
+        target.ledger.entries(ds)?.into_iter().map(|e| (e.key.clone(), e)).collect();
+    let present: std::collections::HashSet<&str> = documents.iter().map(|d| d.key.as_str()).collect();
+    let gone: Vec<LedgerEntry> = ledger.values().filter(|e| !present.contains(e.key.as_str())).cloned().collect();
+    for entry in gone {
+        target.ledger.mark_pending(ds, &entry.key)?;
+        target.store.delete_document(ds, &entry.key)?;
+        target.ledger.remove(ds, &entry.key)?;
+        if !entry.content_hash.is_empty() {
+            job.statistics.number_of_documents_deleted += 1;
+        }
+        ledger.remove(&entry.key);
+    }
+
+    let mut last_save = Instant::now();
+    for doc in documents {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let sidecar = sidecars.get(doc.key.as_str()).copied();
+        let mut chunks = 0;
+        match sync_document(target, doc, sidecar, ledger.get(&doc.key), &mut chunks) {
+            Ok(Outcome::Unchanged) => {}
+            Ok(Outcome::New) => job.statistics.number_of_new_documents_indexed += 1,
+            Ok(Outcome::Modified { metadata_changed }) => {
+                job.statistics.number_of_modified_documents_indexed += 1;
+                if metadata_changed {
+                    job.statistics.number_of_metadata_documents_modified += 1;
+                }
+            }
+            Ok(Outcome::MetadataOnly) => job.statistics.number_of_metadata_documents_modified += 1,
+            Err(DocumentError::Failed(reason)) => {
+                tracing::warn!(document = %doc.key, %reason, "document failed");
+                // The index follows the source: a document that no longer parses keeps no
+                // stale chunks, and is tried again by the next sync.
+                target.ledger.mark_pending(ds, &doc.key)?;
+                target.store.delete_document(ds, &doc.key)?;
+                target.ledger.remove(ds, &doc.key)?;
+                job.fail_document(&target.source.uri(&doc.key), &reason);
+            }
+            Err(DocumentError::Fatal(e)) => return Err(e),
+        }
+        observer.document_done(&doc.key, chunks);
+        if last_save.elapsed() > Duration::from_secs(2) {
+            save(target, job);
+            last_save = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A chunk's id: the same document, position and text always give the same id, so a
+/// repeated upsert replaces rather than duplicates.
+pub fn chunk_id(data_source_id: &str, key: &str, index: usize, text: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [data_source_id, key, &index.to_string(), text] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+fn sync_document(
+    target: &SyncTarget<'_>,
+    doc: &SourceObject,
+    sidecar_object: Option<&SourceObject>,
+    entry: Option<&LedgerEntry>,
+    chunk_count: &mut usize,
+) -> Result<Outcome, DocumentError> {
+    let ds = target.data_source_id;
+    let indexed = entry.filter(|e| !e.pending);
+    let sidecar_version = sidecar_object.map(|s| format!("{}:{}", s.size, s.version)).unwrap_or_default();
+    let listing_same = indexed.is_some_and(|e| e.size == doc.size && e.version == doc.version);
+    if listing_same && indexed.is_some_and(|e| e.sidecar_version == sidecar_version) {
+        return Ok(Outcome::Unchanged);
+    }
+    if doc.size > target.max_document_bytes {
+        return Err(DocumentError::Failed(
+            quarry_core::ParseError::TooLarge { size: doc.size, limit: target.max_document_bytes }.to_string(),
+        ));
+    }
+    let (sidecar, sidecar_hash) = match sidecar_object {
+        Some(object) => {
+            let bytes = target.source.fetch(&object.key)?;
+            let sidecar = parse_sidecar(&bytes).map_err(|e| DocumentError::Failed(format!("{}: {e}", object.key)))?;
+            (sidecar, sha256_hex(&bytes))
+        }
+        None => (Sidecar::default(), String::new()),
+    };
+    let prefix = sidecar.embedding_prefix();
+    let embedded_metadata_hash = if prefix.is_empty() { String::new() } else { sha256_hex(prefix.as_bytes()) };
+
+    let mut bytes = None;
+    let content_hash = match indexed {
+        Some(e) if listing_same => e.content_hash.clone(),
+        _ => {
+            let b = target.source.fetch(&doc.key)?;
+            let h = sha256_hex(&b);
+            bytes = Some(b);
+            h
+        }
+    };
+    let content_changed = indexed.is_none_or(|e| e.content_hash != content_hash);
+    let embedding_changed = indexed.is_none_or(|e| e.embedded_metadata_hash != embedded_metadata_hash);
+    let sidecar_changed = indexed.is_some_and(|e| e.sidecar_hash != sidecar_hash);
+    let mut new_entry = LedgerEntry {
+        key: doc.key.clone(),
+        size: doc.size,
+        version: doc.version.clone(),
+        content_hash,
+        sidecar_version,
+        sidecar_hash,
+        embedded_metadata_hash,
+        chunk_ids: indexed.map(|e| e.chunk_ids.clone()).unwrap_or_default(),
+        pending: false,
+    };
+
+    if !content_changed && !embedding_changed {
+        if sidecar_changed {
+            target.store.set_document_metadata(ds, &doc.key, &sidecar.attributes)?;
+        }
+        target.ledger.put(ds, &new_entry)?;
+        return Ok(if sidecar_changed { Outcome::MetadataOnly } else { Outcome::Unchanged });
+    }
+
+    let bytes = match bytes {
+        Some(b) => b,
+        None => target.source.fetch(&doc.key)?,
+    };
+    let parsed = parse_document(&doc.key, &bytes, target.max_document_bytes)
+        .map_err(|e| DocumentError::Failed(e.to_string()))?;
+    let chunks = target.chunker.chunk(&parsed);
+    if chunks.is_empty() {
+        return Err(DocumentError::Failed(quarry_core::ParseError::Empty.to_string()));
+    }
+    let texts: Vec<String> = chunks.iter().map(|c| format!("{prefix}{}", c.text)).collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = target
+        .embedder
+        .embed(&text_refs)
+        .map_err(|e| DocumentError::Failed(format!("embedding failed: {e}")))?;
+    let source_uri = target.source.uri(&doc.key);
+    let stored: Vec<StoredChunk> = chunks
+        .into_iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, (chunk, vector))| StoredChunk {
+            id: chunk_id(ds, &doc.key, i, &chunk.text),
+            data_source_id: ds.to_owned(),
+            document_key: doc.key.clone(),
+            source_uri: source_uri.clone(),
+            text: chunk.text,
+            span: chunk.span,
+            page: chunk.page,
+            metadata: sidecar.attributes.clone(),
+            vector,
+        })
+        .collect();
+    target.ledger.mark_pending(ds, &doc.key)?;
+    target.store.delete_document(ds, &doc.key)?;
+    target.store.upsert(&stored)?;
+    *chunk_count = stored.len();
+    new_entry.chunk_ids = stored.into_iter().map(|c| c.id).collect();
+    target.ledger.put(ds, &new_entry)?;
+    Ok(if indexed.is_some() { Outcome::Modified { metadata_changed: sidecar_changed } } else { Outcome::New })
+}
