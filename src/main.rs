@@ -1,1 +1,58 @@
-fn main() {}
+//! `quarry`: the knowledge-base service's command line (and, later, its server).
+#![forbid(unsafe_code)]
+
+mod commands;
+mod config_file;
+mod knowledge_base;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "quarry", version, about = "A self-hosted knowledge base that speaks Bedrock Knowledge Bases' API")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "QUARRY_CONFIG", default_value = "knowledge-bases.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run an ingestion job on each data source of a knowledge base (or on one).
+    Sync(commands::sync::SyncArgs),
+    /// Retrieve the passages nearest to a query.
+    Query(commands::query::QueryArgs),
+    /// Embed texts from stdin (one per line), printing one JSON array per line.
+    Embed(commands::embed::EmbedArgs),
+    /// List a knowledge base's ingestion jobs, newest first.
+    Jobs(commands::jobs::JobsArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Sync(args) => commands::sync::run(&cli.config, args),
+        Command::Query(args) => commands::query::run(&cli.config, args),
+        Command::Embed(args) => commands::embed::run(&cli.config, args),
+        Command::Jobs(args) => commands::jobs::run(&cli.config, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per CLI command.
+
+pub mod embed;
+pub mod jobs;
+pub mod query;
+pub mod sync;

@@ -1,0 +1,94 @@
+//! Reads `knowledge-bases.toml`: every error names the file, the line and the field.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use quarry_core::config::Config;
+
+pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let text = fs_err::read_to_string(path).with_context(|| "cannot read the configuration (set --config or QUARRY_CONFIG)")?;
+    let mut config: Config = match toml::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            let line = e.span().map(|s| line_of(&text, s.start));
+            let place = line.map(|l| format!(":{l}")).unwrap_or_default();
+            bail!("{}{place}: {}", path.display(), e.message());
+        }
+    };
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    if let Err(e) = config.validate_and_resolve(&base) {
+        let place = e.span.map(|s| format!(":{}", line_of(&text, s.start))).unwrap_or_default();
+        bail!("{}{place}: {}: {}", path.display(), e.field, e.message);
+    }
+    Ok(config)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    const GOOD: &str = r#"
+[server]
+data_dir = "data"
+
+[models.minilm]
+kind = "bert"
+path = "models/m"
+
+[[knowledge_bases]]
+id = "DEMOKB0001"
+name = "demo"
+embedding_model = "minilm"
+
+[[knowledge_bases.data_sources]]
+id = "DEMODS0001"
+name = "docs"
+type = "local"
+path = "docs"
+"#;
+
+    #[test]
+    fn loads_and_resolves_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kb.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        let config = load(&path).unwrap();
+        assert_eq!(config.server.data_dir, dir.path().join("data"));
+        let ds = &config.knowledge_bases[0].data_sources[0];
+        assert_eq!(ds.path.as_ref().unwrap().get_ref(), &dir.path().join("docs"));
+        assert_eq!(ds.chunking, quarry_core::config::ChunkingConfig::Default);
+        assert!(config.knowledge_base("demo").is_some() && config.knowledge_base("DEMOKB0001").is_some());
+    }
+
+    #[test]
+    fn unknown_fields_name_file_line_and_field() {
+        let text = GOOD.replace("type = \"local\"", "type = \"local\"\ncolour = \"blue\"");
+        let e = load_str(&text).unwrap_err().to_string();
+        assert!(e.contains("kb.toml:19:") && e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_field() {
+        let e = load_str(&GOOD.replace("DEMOKB0001", "demo-kb")).unwrap_err().to_string();
+        assert!(e.contains("kb.toml:10:") && e.contains("10 characters"), "{e}");
+        let e = load_str(&GOOD.replace("embedding_model = \"minilm\"", "embedding_model = \"bge\"")).unwrap_err().to_string();
+        assert!(e.contains("kb.toml:12:") && e.contains("embedding_model") && e.contains("bge"), "{e}");
+        let chunking = "path = \"docs\"\nchunking = { strategy = \"FIXED_SIZE\", max_tokens = 100 }";
+        let e = load_str(&GOOD.replace("path = \"docs\"", chunking)).unwrap_err().to_string();
+        assert!(e.contains("overlap_percentage"), "{e}");
+        let e = load_str(&GOOD.replace("path = \"docs\"", "chunking = { strategy = \"SEMANTICS\" }")).unwrap_err().to_string();
+        assert!(e.contains("SEMANTICS"), "{e}");
+    }
+}
