@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use quarry_core::config::Config;
 
 pub fn load(path: &Path) -> anyhow::Result<Config> {
-    let text = fs_err::read_to_string(path).with_context(|| "cannot read the configuration (set --config or QUARRY_CONFIG)")?;
+    let text = fs_err::read_to_string(path)
+        .with_context(|| "cannot read the configuration (set --config or QUARRY_CONFIG)")?;
     let mut config: Config = match toml::from_str(&text) {
         Ok(c) => c,
         Err(e) => {
@@ -15,10 +16,16 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             bail!("{}{place}: {}", path.display(), e.message());
         }
     };
-    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
     if let Err(e) = config.validate_and_resolve(&base) {
-        let place = e.span.map(|s| format!(":{}", line_of(&text, s.start))).unwrap_or_default();
+        let place = e
+            .span
+            .map(|s| format!(":{}", line_of(&text, s.start)))
+            .unwrap_or_default();
         bail!("{}{place}: {}: {}", path.display(), e.field, e.message);
     }
     Ok(config)
@@ -67,9 +74,15 @@ path = "docs"
         let config = load(&path).unwrap();
         assert_eq!(config.server.data_dir, dir.path().join("data"));
         let ds = &config.knowledge_bases[0].data_sources[0];
-        assert_eq!(ds.path.as_ref().unwrap().get_ref(), &dir.path().join("docs"));
+        assert_eq!(
+            ds.path.as_ref().unwrap().get_ref(),
+            &dir.path().join("docs")
+        );
         assert_eq!(ds.chunking, quarry_core::config::ChunkingConfig::Default);
-        assert!(config.knowledge_base("demo").is_some() && config.knowledge_base("DEMOKB0001").is_some());
+        assert!(
+            config.knowledge_base("demo").is_some()
+                && config.knowledge_base("DEMOKB0001").is_some()
+        );
     }
 
     #[test]
@@ -81,14 +94,31 @@ path = "docs"
 
     #[test]
     fn bad_values_name_file_line_and_field() {
-        let e = load_str(&GOOD.replace("DEMOKB0001", "demo-kb")).unwrap_err().to_string();
-        assert!(e.contains("kb.toml:10:") && e.contains("10 characters"), "{e}");
-        let e = load_str(&GOOD.replace("embedding_model = \"minilm\"", "embedding_model = \"bge\"")).unwrap_err().to_string();
-        assert!(e.contains("kb.toml:12:") && e.contains("embedding_model") && e.contains("bge"), "{e}");
-        let chunking = "path = \"docs\"\nchunking = { strategy = \"FIXED_SIZE\", max_tokens = 100 }";
-        let e = load_str(&GOOD.replace("path = \"docs\"", chunking)).unwrap_err().to_string();
+        let e = load_str(&GOOD.replace("DEMOKB0001", "demo-kb"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("kb.toml:10:") && e.contains("10 characters"),
+            "{e}"
+        );
+        let e =
+            load_str(&GOOD.replace("embedding_model = \"minilm\"", "embedding_model = \"bge\""))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("kb.toml:12:") && e.contains("embedding_model") && e.contains("bge"),
+            "{e}"
+        );
+        let chunking =
+            "path = \"docs\"\nchunking = { strategy = \"FIXED_SIZE\", max_tokens = 100 }";
+        let e = load_str(&GOOD.replace("path = \"docs\"", chunking))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("overlap_percentage"), "{e}");
-        let e = load_str(&GOOD.replace("path = \"docs\"", "chunking = { strategy = \"SEMANTICS\" }")).unwrap_err().to_string();
+        let e =
+            load_str(&GOOD.replace("path = \"docs\"", "chunking = { strategy = \"SEMANTICS\" }"))
+                .unwrap_err()
+                .to_string();
         assert!(e.contains("SEMANTICS"), "{e}");
     }
 }

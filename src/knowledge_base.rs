@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use quarry_core::config::{Config, DataSourceConfig, DataSourceKind, KnowledgeBaseConfig, ModelConfig, VectorStoreConfig};
+use quarry_core::config::{
+    Config, DataSourceConfig, DataSourceKind, KnowledgeBaseConfig, ModelConfig, VectorStoreConfig,
+};
 use quarry_core::{Chunker, Embedder, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles};
 use quarry_ingest::{Ledger, LocalFolder, Source};
@@ -27,18 +29,30 @@ impl KnowledgeBase {
                 .iter()
                 .map(|kb| format!("{} ({})", kb.name.get_ref(), kb.id.get_ref()))
                 .collect();
-            anyhow!("no knowledge base {id_or_name:?}; known: {}", known.join(", "))
+            anyhow!(
+                "no knowledge base {id_or_name:?}; known: {}",
+                known.join(", ")
+            )
         })?;
         let embedder = load_model(config, kb.embedding_model.get_ref())?;
         let dir = data_dir(config, kb);
         let store: Box<dyn VectorStore> = match kb.vector_store {
             VectorStoreConfig::Hnsw => Box::new(
-                HnswStore::open(&dir.join("hnsw"), embedder.dimension(), HnswParams::default())
-                    .with_context(|| format!("opening the vector store in {}", dir.display()))?,
+                HnswStore::open(
+                    &dir.join("hnsw"),
+                    embedder.dimension(),
+                    HnswParams::default(),
+                )
+                .with_context(|| format!("opening the vector store in {}", dir.display()))?,
             ),
         };
         let ledger = Ledger::open(&dir.join("ledger.sqlite"))?;
-        Ok(Self { config: kb.clone(), embedder, store, ledger })
+        Ok(Self {
+            config: kb.clone(),
+            embedder,
+            store,
+            ledger,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -50,13 +64,23 @@ impl KnowledgeBase {
             .data_sources
             .iter()
             .find(|ds| ds.id.get_ref().as_str() == id_or_name || ds.name == id_or_name)
-            .ok_or_else(|| anyhow!("knowledge base {} has no data source {id_or_name:?}", self.config.name.get_ref()))
+            .ok_or_else(|| {
+                anyhow!(
+                    "knowledge base {} has no data source {id_or_name:?}",
+                    self.config.name.get_ref()
+                )
+            })
     }
 
     pub fn chunker(&self, ds: &DataSourceConfig) -> anyhow::Result<Box<dyn Chunker>> {
-        let counter: Arc<dyn quarry_core::TokenCounter> = Arc::new(EmbedderTokens(self.embedder.clone()));
+        let counter: Arc<dyn quarry_core::TokenCounter> =
+            Arc::new(EmbedderTokens(self.embedder.clone()));
         quarry_chunkers::chunker_for(&ds.chunking, counter).with_context(|| {
-            format!("knowledge base {}, data source {}: chunking", self.config.name.get_ref(), ds.name)
+            format!(
+                "knowledge base {}, data source {}: chunking",
+                self.config.name.get_ref(),
+                ds.name
+            )
         })
     }
 }
@@ -64,7 +88,11 @@ impl KnowledgeBase {
 pub fn source_for(ds: &DataSourceConfig) -> Box<dyn Source> {
     match ds.kind {
         DataSourceKind::Local => Box::new(LocalFolder::new(
-            ds.path.as_ref().expect("validated: local sources have a path").get_ref().clone(),
+            ds.path
+                .as_ref()
+                .expect("validated: local sources have a path")
+                .get_ref()
+                .clone(),
         )),
     }
 }
@@ -74,10 +102,15 @@ fn data_dir(config: &Config, kb: &KnowledgeBaseConfig) -> PathBuf {
 }
 
 pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedder>> {
-    let model = config.models.get(name).ok_or_else(|| anyhow!("no model {name:?} in [models]"))?;
+    let model = config
+        .models
+        .get(name)
+        .ok_or_else(|| anyhow!("no model {name:?} in [models]"))?;
     let ModelConfig::Bert { path, hub } = model;
     let files = ModelFiles::locate(path.as_deref(), hub.as_deref()).with_context(|| {
-        format!("model {name:?}: not found (run `make models` to fetch all-MiniLM-L6-v2 into models/)")
+        format!(
+            "model {name:?}: not found (run `make models` to fetch all-MiniLM-L6-v2 into models/)"
+        )
     })?;
     let embedder = BertEmbedder::load(files).with_context(|| format!("loading model {name:?}"))?;
     Ok(Arc::new(embedder))

@@ -12,10 +12,19 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "quarry", version, about = "A self-hosted knowledge base that speaks Bedrock Knowledge Bases' API")]
+#[command(
+    name = "quarry",
+    version,
+    about = "A self-hosted knowledge base that speaks Bedrock Knowledge Bases' API"
+)]
 struct Cli {
     /// The configuration file.
-    #[arg(long, global = true, env = "QUARRY_CONFIG", default_value = "knowledge-bases.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUARRY_CONFIG",
+        default_value = "knowledge-bases.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,

@@ -14,11 +14,16 @@ impl SyncProgress {
     pub fn new(label: &str) -> Self {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("{prefix} {bar:30.cyan/blue} {pos}/{len} documents · {msg} · {per_sec} · ETA {eta}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{prefix} {bar:30.cyan/blue} {pos}/{len} documents · {msg} · {per_sec} · ETA {eta}",
+            )
+            .expect("valid template"),
         );
         bar.set_prefix(label.to_owned());
-        Self { bar, chunks: AtomicUsize::new(0) }
+        Self {
+            bar,
+            chunks: AtomicUsize::new(0),
+        }
     }
 
     pub fn finish(&self) {

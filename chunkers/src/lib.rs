@@ -3,8 +3,8 @@
 //! by the encoder.
 #![forbid(unsafe_code)]
 
-mod sentences;
 mod sentence_packer;
+mod sentences;
 mod whole_document;
 
 use std::sync::Arc;

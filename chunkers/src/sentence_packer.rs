@@ -96,12 +96,10 @@ impl SentencePacker {
 
 fn words(text: &str, span: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
     let slice = &text[span.clone()];
-    slice
-        .split_whitespace()
-        .map(move |w| {
-            let offset = w.as_ptr() as usize - slice.as_ptr() as usize;
-            span.start + offset..span.start + offset + w.len()
-        })
+    slice.split_whitespace().map(move |w| {
+        let offset = w.as_ptr() as usize - slice.as_ptr() as usize;
+        span.start + offset..span.start + offset + w.len()
+    })
 }
 
 impl Chunker for SentencePacker {

@@ -35,10 +35,11 @@ pub fn sentence_spans(text: &str) -> Vec<Range<usize>> {
                 }
             }
             let followed_by_space = chars.peek().is_none_or(|&(_, next)| next.is_whitespace());
-            if followed_by_space && !is_abbreviation(&text[start.unwrap_or(0)..end]) {
-                if let Some(s) = start.take() {
-                    spans.push(s..end);
-                }
+            if followed_by_space
+                && !is_abbreviation(&text[start.unwrap_or(0)..end])
+                && let Some(s) = start.take()
+            {
+                spans.push(s..end);
             }
         }
     }
@@ -61,8 +62,8 @@ fn is_abbreviation(sentence: &str) -> bool {
         .unwrap_or("")
         .trim_start_matches(['(', '"', '\'']);
     const ABBREVIATIONS: &[&str] = &[
-        "e.g.", "i.e.", "etc.", "vs.", "Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "Inc.", "Ltd.",
-        "No.", "Fig.", "al.", "approx.", "St.",
+        "e.g.", "i.e.", "etc.", "vs.", "Dr.", "Mr.", "Mrs.", "Ms.", "Prof.", "Inc.", "Ltd.", "No.",
+        "Fig.", "al.", "approx.", "St.",
     ];
     ABBREVIATIONS.contains(&last_word)
         || (last_word.len() == 2 && last_word.starts_with(|c: char| c.is_ascii_uppercase()))
@@ -80,7 +81,13 @@ mod tests {
     fn splits_sentences_and_lines() {
         assert_eq!(
             sentences("First one. Second (e.g. this) one! Third?\n# Heading\n\nLast line"),
-            vec!["First one.", "Second (e.g. this) one!", "Third?", "# Heading", "Last line"]
+            vec![
+                "First one.",
+                "Second (e.g. this) one!",
+                "Third?",
+                "# Heading",
+                "Last line"
+            ]
         );
     }
 
@@ -96,8 +103,18 @@ mod tests {
     fn covers_all_text_with_multibyte_characters() {
         let text = "  Über café.  Naïve résumé?\r\n終わり。次";
         let spans = sentence_spans(text);
-        let joined: String = spans.iter().map(|r| &text[r.clone()]).collect::<Vec<_>>().join("");
+        let joined: String = spans
+            .iter()
+            .map(|r| &text[r.clone()])
+            .collect::<Vec<_>>()
+            .join("");
         let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        assert_eq!(joined.chars().filter(|c| !c.is_whitespace()).collect::<String>(), squeezed);
+        assert_eq!(
+            joined
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect::<String>(),
+            squeezed
+        );
     }
 }

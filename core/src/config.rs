@@ -109,7 +109,11 @@ pub enum DataSourceKind {
 
 /// Bedrock's chunking strategies and their fields.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(tag = "strategy", rename_all = "SCREAMING_SNAKE_CASE", deny_unknown_fields)]
+#[serde(
+    tag = "strategy",
+    rename_all = "SCREAMING_SNAKE_CASE",
+    deny_unknown_fields
+)]
 pub enum ChunkingConfig {
     /// About 300 tokens (or the model's limit), sentence boundaries, 20% overlap.
     #[default]
@@ -159,7 +163,11 @@ impl Config {
                 return Err(spanned(&kb.id, here("id"), "duplicate knowledge base id"));
             }
             if kb_names.insert(kb.name.get_ref().clone(), ()).is_some() {
-                return Err(spanned(&kb.name, here("name"), "duplicate knowledge base name"));
+                return Err(spanned(
+                    &kb.name,
+                    here("name"),
+                    "duplicate knowledge base name",
+                ));
             }
             if !self.models.contains_key(kb.embedding_model.get_ref()) {
                 let known: Vec<_> = self.models.keys().cloned().collect();

@@ -116,8 +116,12 @@ impl Filter {
             .ok_or_else(|| err(&format!("{path}.value"), "is required"))?;
         let vpath = format!("{path}.value");
         let scalar = || {
-            MetadataValue::from_json(value)
-                .ok_or_else(|| err(&vpath, "must be a string, number, boolean or list of strings"))
+            MetadataValue::from_json(value).ok_or_else(|| {
+                err(
+                    &vpath,
+                    "must be a string, number, boolean or list of strings",
+                )
+            })
         };
         let number = || {
             value
@@ -138,7 +142,9 @@ impl Filter {
                 .map(|v| {
                     MetadataValue::from_json(v)
                         .filter(|v| !matches!(v, MetadataValue::StringList(_)))
-                        .ok_or_else(|| err(&vpath, "list members must be strings, numbers or booleans"))
+                        .ok_or_else(|| {
+                            err(&vpath, "list members must be strings, numbers or booleans")
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()
         };
@@ -157,7 +163,10 @@ impl Filter {
             other => {
                 return Err(err(
                     path,
-                    format!("unknown operator {other:?}; expected one of {}", OPERATORS.join(", ")),
+                    format!(
+                        "unknown operator {other:?}; expected one of {}",
+                        OPERATORS.join(", ")
+                    ),
                 ));
             }
         })
@@ -237,35 +246,92 @@ mod tests {
 
     #[test]
     fn negative_operators_match_missing_keys() {
-        assert!(check(json!({"notEquals": {"key": "team", "value": "hr"}}), json!({})));
-        assert!(!check(json!({"notEquals": {"key": "team", "value": "hr"}}), json!({"team": "hr"})));
-        assert!(check(json!({"notIn": {"key": "team", "value": ["hr", "it"]}}), json!({"year": 1})));
-        assert!(!check(json!({"equals": {"key": "team", "value": "hr"}}), json!({})));
+        assert!(check(
+            json!({"notEquals": {"key": "team", "value": "hr"}}),
+            json!({})
+        ));
+        assert!(!check(
+            json!({"notEquals": {"key": "team", "value": "hr"}}),
+            json!({"team": "hr"})
+        ));
+        assert!(check(
+            json!({"notIn": {"key": "team", "value": ["hr", "it"]}}),
+            json!({"year": 1})
+        ));
+        assert!(!check(
+            json!({"equals": {"key": "team", "value": "hr"}}),
+            json!({})
+        ));
     }
 
     #[test]
     fn numbers_compare_numerically_and_types_do_not_mix() {
         let m = json!({"year": 2024, "code": "2024"});
-        assert!(check(json!({"equals": {"key": "year", "value": 2024.0}}), m.clone()));
-        assert!(!check(json!({"equals": {"key": "code", "value": 2024}}), m.clone()));
-        assert!(check(json!({"greaterThan": {"key": "year", "value": 2023}}), m.clone()));
-        assert!(!check(json!({"greaterThan": {"key": "year", "value": 2024}}), m.clone()));
-        assert!(check(json!({"greaterThanOrEquals": {"key": "year", "value": 2024}}), m.clone()));
-        assert!(check(json!({"lessThan": {"key": "year", "value": 2025}}), m.clone()));
-        assert!(check(json!({"lessThanOrEquals": {"key": "year", "value": 2024}}), m.clone()));
-        assert!(!check(json!({"lessThan": {"key": "code", "value": 3000}}), m));
+        assert!(check(
+            json!({"equals": {"key": "year", "value": 2024.0}}),
+            m.clone()
+        ));
+        assert!(!check(
+            json!({"equals": {"key": "code", "value": 2024}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"greaterThan": {"key": "year", "value": 2023}}),
+            m.clone()
+        ));
+        assert!(!check(
+            json!({"greaterThan": {"key": "year", "value": 2024}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"greaterThanOrEquals": {"key": "year", "value": 2024}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"lessThan": {"key": "year", "value": 2025}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"lessThanOrEquals": {"key": "year", "value": 2024}}),
+            m.clone()
+        ));
+        assert!(!check(
+            json!({"lessThan": {"key": "code", "value": 3000}}),
+            m
+        ));
     }
 
     #[test]
     fn string_and_list_operators() {
         let m = json!({"title": "Vacation policy", "tags": ["hr", "leave policy"]});
-        assert!(check(json!({"startsWith": {"key": "title", "value": "Vac"}}), m.clone()));
-        assert!(!check(json!({"startsWith": {"key": "title", "value": "policy"}}), m.clone()));
-        assert!(check(json!({"stringContains": {"key": "title", "value": "tion p"}}), m.clone()));
-        assert!(check(json!({"stringContains": {"key": "tags", "value": "leave"}}), m.clone()));
-        assert!(check(json!({"listContains": {"key": "tags", "value": "hr"}}), m.clone()));
-        assert!(!check(json!({"listContains": {"key": "tags", "value": "h"}}), m.clone()));
-        assert!(check(json!({"in": {"key": "title", "value": ["x", "Vacation policy"]}}), m.clone()));
+        assert!(check(
+            json!({"startsWith": {"key": "title", "value": "Vac"}}),
+            m.clone()
+        ));
+        assert!(!check(
+            json!({"startsWith": {"key": "title", "value": "policy"}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"stringContains": {"key": "title", "value": "tion p"}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"stringContains": {"key": "tags", "value": "leave"}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"listContains": {"key": "tags", "value": "hr"}}),
+            m.clone()
+        ));
+        assert!(!check(
+            json!({"listContains": {"key": "tags", "value": "h"}}),
+            m.clone()
+        ));
+        assert!(check(
+            json!({"in": {"key": "title", "value": ["x", "Vacation policy"]}}),
+            m.clone()
+        ));
         assert!(!check(json!({"in": {"key": "title", "value": ["x"]}}), m));
     }
 
@@ -286,7 +352,8 @@ mod tests {
 
     #[test]
     fn malformed_filters_name_the_field() {
-        let e = Filter::from_json(&json!({"andAll": [{"equals": {"key": "a", "value": 1}}]})).unwrap_err();
+        let e = Filter::from_json(&json!({"andAll": [{"equals": {"key": "a", "value": 1}}]}))
+            .unwrap_err();
         assert_eq!(e.path, "filter.andAll");
         let e = Filter::from_json(&json!({"greaterThan": {"key": "a", "value": "x"}})).unwrap_err();
         assert_eq!(e.path, "filter.greaterThan.value");

@@ -80,8 +80,11 @@ pub trait VectorStore: Send + Sync {
     /// Inserts or replaces chunks by id.
     fn upsert(&self, chunks: &[StoredChunk]) -> Result<(), StoreError>;
     /// Removes every chunk of one document; returns how many were removed.
-    fn delete_document(&self, data_source_id: &str, document_key: &str)
-    -> Result<usize, StoreError>;
+    fn delete_document(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+    ) -> Result<usize, StoreError>;
     /// Replaces the user metadata of every chunk of one document, keeping the vectors.
     fn set_document_metadata(
         &self,

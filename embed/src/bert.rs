@@ -151,7 +151,10 @@ impl Bert {
         if config.hidden_act != "gelu" {
             return Err(LoadError::BadFile {
                 path: dir.join("config.json"),
-                reason: format!("hidden_act {:?} is not supported (only \"gelu\")", config.hidden_act),
+                reason: format!(
+                    "hidden_act {:?} is not supported (only \"gelu\")",
+                    config.hidden_act
+                ),
             });
         }
         let path = dir.join("model.safetensors");
@@ -198,7 +201,11 @@ impl Bert {
                     )?,
                     attention_out: w.linear(&[&format!("{p}.attention.output.dense")], h, h)?,
                     attention_norm: w.norm(&format!("{p}.attention.output.LayerNorm"), h)?,
-                    up: w.linear(&[&format!("{p}.intermediate.dense")], h, config.intermediate_size)?,
+                    up: w.linear(
+                        &[&format!("{p}.intermediate.dense")],
+                        h,
+                        config.intermediate_size,
+                    )?,
                     down: w.linear(&[&format!("{p}.output.dense")], config.intermediate_size, h)?,
                     output_norm: w.norm(&format!("{p}.output.LayerNorm"), h)?,
                 })
@@ -233,24 +240,47 @@ impl Bert {
                 let out = &mut x[row * h..(row + 1) * h];
                 let word = &self.word[id as usize * h..(id as usize + 1) * h];
                 let position = &self.position[pos * h..(pos + 1) * h];
-                for (((o, a), b), c) in out.iter_mut().zip(word).zip(position).zip(&self.token_type[..h]) {
+                for (((o, a), b), c) in out
+                    .iter_mut()
+                    .zip(word)
+                    .zip(position)
+                    .zip(&self.token_type[..h])
+                {
                     *o = a + b + c;
                 }
                 row += 1;
             }
         }
         let eps = self.config.layer_norm_eps;
-        kernels::add_layer_norm(&mut x, None, &self.embedding_norm.gamma, &self.embedding_norm.beta, eps);
+        kernels::add_layer_norm(
+            &mut x,
+            None,
+            &self.embedding_norm.gamma,
+            &self.embedding_norm.beta,
+            eps,
+        );
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
         for layer in &self.layers {
             let qkv = linear(&layer.qkv, &x, total, threads);
             let context = self.attention(&qkv, &lengths);
             let attended = linear(&layer.attention_out, &context, total, threads);
-            kernels::add_layer_norm(&mut x, Some(&attended), &layer.attention_norm.gamma, &layer.attention_norm.beta, eps);
+            kernels::add_layer_norm(
+                &mut x,
+                Some(&attended),
+                &layer.attention_norm.gamma,
+                &layer.attention_norm.beta,
+                eps,
+            );
             let mut up = linear(&layer.up, &x, total, threads);
             kernels::gelu(&mut up);
             let down = linear(&layer.down, &up, total, threads);
-            kernels::add_layer_norm(&mut x, Some(&down), &layer.output_norm.gamma, &layer.output_norm.beta, eps);
+            kernels::add_layer_norm(
+                &mut x,
+                Some(&down),
+                &layer.output_norm.gamma,
+                &layer.output_norm.beta,
+                eps,
+            );
         }
         x
     }

@@ -64,9 +64,10 @@ impl ModelFiles {
     }
 
     fn read(dir: PathBuf) -> Result<Self, LoadError> {
-        let max_seq_length = read_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
-            .and_then(|c| c.max_seq_length)
-            .unwrap_or(512);
+        let max_seq_length =
+            read_json::<SentenceBertConfig>(&dir.join("sentence_bert_config.json"))?
+                .and_then(|c| c.max_seq_length)
+                .unwrap_or(512);
         let modules = read_json::<Vec<Module>>(&dir.join("modules.json"))?.unwrap_or_default();
         let normalize = modules.iter().any(|m| m.kind.ends_with(".Normalize"));
         let pooling_dir = modules

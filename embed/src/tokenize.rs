@@ -51,7 +51,10 @@ impl WordPieces {
             .inner
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| e.to_string())?;
-        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     /// Word pieces in `text`, without special tokens and without truncation.

@@ -52,7 +52,10 @@ impl IngestionJob {
     pub fn fail_document(&mut self, uri: &str, reason: &str) {
         self.statistics.number_of_documents_failed += 1;
         if self.failure_reasons.len() < MAX_REASONS {
-            let line: String = format!("{uri}: {reason}").chars().take(MAX_REASON_CHARS).collect();
+            let line: String = format!("{uri}: {reason}")
+                .chars()
+                .take(MAX_REASON_CHARS)
+                .collect();
             self.failure_reasons.push(line);
         }
     }
@@ -68,14 +71,19 @@ mod tests {
 
     #[test]
     fn serialises_in_bedrocks_shape() {
-        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let job = IngestionJob {
             knowledge_base_id: "KB00000001".into(),
             data_source_id: "DS00000001".into(),
             ingestion_job_id: "JOB0000001".into(),
             description: None,
             status: JobStatus::InProgress,
-            statistics: Statistics { number_of_documents_scanned: 3, ..Default::default() },
+            statistics: Statistics {
+                number_of_documents_scanned: 3,
+                ..Default::default()
+            },
             failure_reasons: vec![],
             started_at: t,
             updated_at: t,

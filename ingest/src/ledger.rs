@@ -44,12 +44,16 @@ pub struct Ledger {
 impl Ledger {
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         let shown = path.display().to_string();
-        let err = |e: &dyn std::fmt::Display| LedgerError { path: shown.clone(), message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| LedgerError {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
         }
         let db = Connection::open(path).map_err(|e| err(&e))?;
-        db.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| err(&e))?;
+        db.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| err(&e))?;
         db.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -76,22 +80,36 @@ impl Ledger {
         )
         .map_err(|e| err(&e))?;
         let version: Option<i64> = db
-            .query_row("SELECT value FROM ledger_meta WHERE key = 'format_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM ledger_meta WHERE key = 'format_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| err(&e))?;
         match version {
             None => {
-                db.execute("INSERT INTO ledger_meta VALUES ('format_version', ?1)", [FORMAT_VERSION])
-                    .map_err(|e| err(&e))?;
+                db.execute(
+                    "INSERT INTO ledger_meta VALUES ('format_version', ?1)",
+                    [FORMAT_VERSION],
+                )
+                .map_err(|e| err(&e))?;
             }
             Some(FORMAT_VERSION) => {}
-            Some(v) => return Err(err(&format!("format version {v}; this build reads {FORMAT_VERSION}"))),
+            Some(v) => {
+                return Err(err(&format!(
+                    "format version {v}; this build reads {FORMAT_VERSION}"
+                )));
+            }
         }
         Ok(Self { db, path: shown })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> LedgerError {
-        LedgerError { path: self.path.clone(), message: e.to_string() }
+        LedgerError {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
     }
 
     pub fn entries(&self, data_source_id: &str) -> Result<Vec<LedgerEntry>, LedgerError> {
@@ -161,7 +179,10 @@ impl Ledger {
 
     pub fn remove(&self, data_source_id: &str, key: &str) -> Result<(), LedgerError> {
         self.db
-            .execute("DELETE FROM documents WHERE data_source_id = ?1 AND key = ?2", params![data_source_id, key])
+            .execute(
+                "DELETE FROM documents WHERE data_source_id = ?1 AND key = ?2",
+                params![data_source_id, key],
+            )
             .map(|_| ())
             .map_err(|e| self.err(e))
     }

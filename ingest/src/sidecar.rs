@@ -22,21 +22,30 @@ impl Sidecar {
     pub fn embedding_prefix(&self) -> String {
         self.embedded
             .iter()
-            .filter_map(|k| self.attributes.get(k).map(|v| format!("{k}: {}\n", v.as_text())))
+            .filter_map(|k| {
+                self.attributes
+                    .get(k)
+                    .map(|v| format!("{k}: {}\n", v.as_text()))
+            })
             .collect()
     }
 }
 
 /// The document a sidecar key describes, if it is a sidecar.
 pub fn described_document(key: &str) -> Option<&str> {
-    key.strip_suffix(SIDECAR_SUFFIX).filter(|d| !d.is_empty() && !d.ends_with('/'))
+    key.strip_suffix(SIDECAR_SUFFIX)
+        .filter(|d| !d.is_empty() && !d.ends_with('/'))
 }
 
 pub fn parse_sidecar(bytes: &[u8]) -> Result<Sidecar, String> {
     if bytes.len() > MAX_SIDECAR_BYTES {
-        return Err(format!("metadata file is {} bytes, over Bedrock's 10 KB limit", bytes.len()));
+        return Err(format!(
+            "metadata file is {} bytes, over Bedrock's 10 KB limit",
+            bytes.len()
+        ));
     }
-    let json: Value = serde_json::from_slice(bytes).map_err(|e| format!("metadata file is not valid JSON: {e}"))?;
+    let json: Value = serde_json::from_slice(bytes)
+        .map_err(|e| format!("metadata file is not valid JSON: {e}"))?;
     let attributes = json
         .get("metadataAttributes")
         .and_then(Value::as_object)
@@ -47,10 +56,19 @@ pub fn parse_sidecar(bytes: &[u8]) -> Result<Sidecar, String> {
             return Err(format!("metadata key {key:?} is reserved"));
         }
         let (value, embed) = match value.get("value") {
-            Some(typed) if value.is_object() => (typed_value(key, typed)?, value.get("includeForEmbedding").and_then(Value::as_bool).unwrap_or(false)),
+            Some(typed) if value.is_object() => (
+                typed_value(key, typed)?,
+                value
+                    .get("includeForEmbedding")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            ),
             _ => (
-                MetadataValue::from_json(value)
-                    .ok_or_else(|| format!("metadata {key:?}: must be a string, number, boolean or list of strings"))?,
+                MetadataValue::from_json(value).ok_or_else(|| {
+                    format!(
+                        "metadata {key:?}: must be a string, number, boolean or list of strings"
+                    )
+                })?,
                 false,
             ),
         };
@@ -63,15 +81,25 @@ pub fn parse_sidecar(bytes: &[u8]) -> Result<Sidecar, String> {
 }
 
 fn typed_value(key: &str, typed: &Value) -> Result<MetadataValue, String> {
-    let bad = || format!("metadata {key:?}: typed value needs \"type\" and the matching *Value field");
+    let bad =
+        || format!("metadata {key:?}: typed value needs \"type\" and the matching *Value field");
     let kind = typed.get("type").and_then(Value::as_str).ok_or_else(bad)?;
     let value = match kind {
-        "STRING" => typed.get("stringValue").and_then(Value::as_str).map(|s| MetadataValue::String(s.into())),
-        "NUMBER" => typed.get("numberValue").and_then(Value::as_f64).map(MetadataValue::Number),
-        "BOOLEAN" => typed.get("booleanValue").and_then(Value::as_bool).map(MetadataValue::Bool),
+        "STRING" => typed
+            .get("stringValue")
+            .and_then(Value::as_str)
+            .map(|s| MetadataValue::String(s.into())),
+        "NUMBER" => typed
+            .get("numberValue")
+            .and_then(Value::as_f64)
+            .map(MetadataValue::Number),
+        "BOOLEAN" => typed
+            .get("booleanValue")
+            .and_then(Value::as_bool)
+            .map(MetadataValue::Bool),
         "STRING_LIST" => typed
             .get("stringListValue")
-            .and_then(|v| MetadataValue::from_json(v))
+            .and_then(MetadataValue::from_json)
             .filter(|v| matches!(v, MetadataValue::StringList(_))),
         other => return Err(format!("metadata {key:?}: unknown type {other:?}")),
     };
@@ -86,7 +114,10 @@ mod tests {
     fn reads_both_forms() {
         let plain = parse_sidecar(br#"{"metadataAttributes": {"year": 2024, "team": "hr", "tags": ["a", "b"], "ok": true}}"#).unwrap();
         assert_eq!(plain.attributes["year"], MetadataValue::Number(2024.0));
-        assert_eq!(plain.attributes["tags"], MetadataValue::StringList(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            plain.attributes["tags"],
+            MetadataValue::StringList(vec!["a".into(), "b".into()])
+        );
         assert!(plain.embedded.is_empty());
         let typed = parse_sidecar(
             br#"{"metadataAttributes": {
@@ -104,16 +135,34 @@ mod tests {
     #[test]
     fn refuses_bad_sidecars_with_reasons() {
         assert!(parse_sidecar(b"{").unwrap_err().contains("not valid JSON"));
-        assert!(parse_sidecar(br#"{"attrs": {}}"#).unwrap_err().contains("metadataAttributes"));
-        let big = format!(r#"{{"metadataAttributes": {{"a": "{}"}}}}"#, "x".repeat(11_000));
+        assert!(
+            parse_sidecar(br#"{"attrs": {}}"#)
+                .unwrap_err()
+                .contains("metadataAttributes")
+        );
+        let big = format!(
+            r#"{{"metadataAttributes": {{"a": "{}"}}}}"#,
+            "x".repeat(11_000)
+        );
         assert!(parse_sidecar(big.as_bytes()).unwrap_err().contains("10 KB"));
-        assert!(parse_sidecar(br#"{"metadataAttributes": {"k": {"value": {"type": "DATE"}}}}"#).unwrap_err().contains("unknown type"));
-        assert!(parse_sidecar(br#"{"metadataAttributes": {"x-amz-bedrock-kb-source-uri": "a"}}"#).unwrap_err().contains("reserved"));
+        assert!(
+            parse_sidecar(br#"{"metadataAttributes": {"k": {"value": {"type": "DATE"}}}}"#)
+                .unwrap_err()
+                .contains("unknown type")
+        );
+        assert!(
+            parse_sidecar(br#"{"metadataAttributes": {"x-amz-bedrock-kb-source-uri": "a"}}"#)
+                .unwrap_err()
+                .contains("reserved")
+        );
     }
 
     #[test]
     fn names_the_document_a_sidecar_describes() {
-        assert_eq!(described_document("dir/a.pdf.metadata.json"), Some("dir/a.pdf"));
+        assert_eq!(
+            described_document("dir/a.pdf.metadata.json"),
+            Some("dir/a.pdf")
+        );
         assert_eq!(described_document(".metadata.json"), None);
         assert_eq!(described_document("a.pdf"), None);
     }

@@ -80,7 +80,12 @@ enum Outcome {
 
 /// Runs the job to its end (COMPLETE, FAILED or STOPPED), saving its record in the ledger
 /// as it goes. `stop` asks it to stop after the current document.
-pub fn run_sync(target: &SyncTarget<'_>, job: &mut IngestionJob, stop: &AtomicBool, observer: &dyn SyncObserver) {
+pub fn run_sync(
+    target: &SyncTarget<'_>,
+    job: &mut IngestionJob,
+    stop: &AtomicBool,
+    observer: &dyn SyncObserver,
+) {
     job.status = JobStatus::InProgress;
     save(target, job);
     match sync(target, job, stop, observer) {
@@ -102,7 +107,12 @@ fn save(target: &SyncTarget<'_>, job: &mut IngestionJob) {
     }
 }
 
-fn sync(target: &SyncTarget<'_>, job: &mut IngestionJob, stop: &AtomicBool, observer: &dyn SyncObserver) -> Result<(), SyncError> {
+fn sync(
+    target: &SyncTarget<'_>,
+    job: &mut IngestionJob,
+    stop: &AtomicBool,
+    observer: &dyn SyncObserver,
+) -> Result<(), SyncError> {
     let ds = target.data_source_id;
     let objects = target.source.list()?;
     let mut sidecars: HashMap<&str, &SourceObject> = HashMap::new();
@@ -119,10 +129,19 @@ fn sync(target: &SyncTarget<'_>, job: &mut IngestionJob, stop: &AtomicBool, obse
     job.statistics.number_of_metadata_documents_scanned = sidecars.len() as u64;
     observer.listed(documents.len());
 
-    let mut ledger: HashMap<String, LedgerEntry> =
-        target.ledger.entries(ds)?.into_iter().map(|e| (e.key.clone(), e)).collect();
-    let present: std::collections::HashSet<&str> = documents.iter().map(|d| d.key.as_str()).collect();
-    let gone: Vec<LedgerEntry> = ledger.values().filter(|e| !present.contains(e.key.as_str())).cloned().collect();
+    let mut ledger: HashMap<String, LedgerEntry> = target
+        .ledger
+        .entries(ds)?
+        .into_iter()
+        .map(|e| (e.key.clone(), e))
+        .collect();
+    let present: std::collections::HashSet<&str> =
+        documents.iter().map(|d| d.key.as_str()).collect();
+    let gone: Vec<LedgerEntry> = ledger
+        .values()
+        .filter(|e| !present.contains(e.key.as_str()))
+        .cloned()
+        .collect();
     for entry in gone {
         target.ledger.mark_pending(ds, &entry.key)?;
         target.store.delete_document(ds, &entry.key)?;
@@ -194,26 +213,37 @@ fn sync_document(
 ) -> Result<Outcome, DocumentError> {
     let ds = target.data_source_id;
     let indexed = entry.filter(|e| !e.pending);
-    let sidecar_version = sidecar_object.map(|s| format!("{}:{}", s.size, s.version)).unwrap_or_default();
+    let sidecar_version = sidecar_object
+        .map(|s| format!("{}:{}", s.size, s.version))
+        .unwrap_or_default();
     let listing_same = indexed.is_some_and(|e| e.size == doc.size && e.version == doc.version);
     if listing_same && indexed.is_some_and(|e| e.sidecar_version == sidecar_version) {
         return Ok(Outcome::Unchanged);
     }
     if doc.size > target.max_document_bytes {
         return Err(DocumentError::Failed(
-            quarry_core::ParseError::TooLarge { size: doc.size, limit: target.max_document_bytes }.to_string(),
+            quarry_core::ParseError::TooLarge {
+                size: doc.size,
+                limit: target.max_document_bytes,
+            }
+            .to_string(),
         ));
     }
     let (sidecar, sidecar_hash) = match sidecar_object {
         Some(object) => {
             let bytes = target.source.fetch(&object.key)?;
-            let sidecar = parse_sidecar(&bytes).map_err(|e| DocumentError::Failed(format!("{}: {e}", object.key)))?;
+            let sidecar = parse_sidecar(&bytes)
+                .map_err(|e| DocumentError::Failed(format!("{}: {e}", object.key)))?;
             (sidecar, sha256_hex(&bytes))
         }
         None => (Sidecar::default(), String::new()),
     };
     let prefix = sidecar.embedding_prefix();
-    let embedded_metadata_hash = if prefix.is_empty() { String::new() } else { sha256_hex(prefix.as_bytes()) };
+    let embedded_metadata_hash = if prefix.is_empty() {
+        String::new()
+    } else {
+        sha256_hex(prefix.as_bytes())
+    };
 
     let mut bytes = None;
     let content_hash = match indexed {
@@ -226,7 +256,8 @@ fn sync_document(
         }
     };
     let content_changed = indexed.is_none_or(|e| e.content_hash != content_hash);
-    let embedding_changed = indexed.is_none_or(|e| e.embedded_metadata_hash != embedded_metadata_hash);
+    let embedding_changed =
+        indexed.is_none_or(|e| e.embedded_metadata_hash != embedded_metadata_hash);
     let sidecar_changed = indexed.is_some_and(|e| e.sidecar_hash != sidecar_hash);
     let mut new_entry = LedgerEntry {
         key: doc.key.clone(),
@@ -242,10 +273,16 @@ fn sync_document(
 
     if !content_changed && !embedding_changed {
         if sidecar_changed {
-            target.store.set_document_metadata(ds, &doc.key, &sidecar.attributes)?;
+            target
+                .store
+                .set_document_metadata(ds, &doc.key, &sidecar.attributes)?;
         }
         target.ledger.put(ds, &new_entry)?;
-        return Ok(if sidecar_changed { Outcome::MetadataOnly } else { Outcome::Unchanged });
+        return Ok(if sidecar_changed {
+            Outcome::MetadataOnly
+        } else {
+            Outcome::Unchanged
+        });
     }
 
     let bytes = match bytes {
@@ -256,9 +293,14 @@ fn sync_document(
         .map_err(|e| DocumentError::Failed(e.to_string()))?;
     let chunks = target.chunker.chunk(&parsed);
     if chunks.is_empty() {
-        return Err(DocumentError::Failed(quarry_core::ParseError::Empty.to_string()));
+        return Err(DocumentError::Failed(
+            quarry_core::ParseError::Empty.to_string(),
+        ));
     }
-    let texts: Vec<String> = chunks.iter().map(|c| format!("{prefix}{}", c.text)).collect();
+    let texts: Vec<String> = chunks
+        .iter()
+        .map(|c| format!("{prefix}{}", c.text))
+        .collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = target
         .embedder
@@ -287,5 +329,11 @@ fn sync_document(
     *chunk_count = stored.len();
     new_entry.chunk_ids = stored.into_iter().map(|c| c.id).collect();
     target.ledger.put(ds, &new_entry)?;
-    Ok(if indexed.is_some() { Outcome::Modified { metadata_changed: sidecar_changed } } else { Outcome::New })
+    Ok(if indexed.is_some() {
+        Outcome::Modified {
+            metadata_changed: sidecar_changed,
+        }
+    } else {
+        Outcome::New
+    })
 }

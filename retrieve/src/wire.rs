@@ -39,7 +39,9 @@ pub enum Location {
 impl Location {
     pub fn from_uri(uri: &str) -> Self {
         if uri.starts_with("s3://") {
-            Self::S3 { uri: uri.to_owned() }
+            Self::S3 {
+                uri: uri.to_owned(),
+            }
         } else {
             Self::Custom { id: uri.to_owned() }
         }
@@ -80,7 +82,10 @@ impl From<SearchHit> for RetrievalResult {
             .collect();
         RetrievalResult {
             location: Location::from_uri(&hit.chunk.source_uri),
-            content: Content { text: hit.chunk.text, kind: "TEXT" },
+            content: Content {
+                text: hit.chunk.text,
+                kind: "TEXT",
+            },
             score: f64::from(hit.score),
             metadata,
         }
@@ -111,7 +116,11 @@ mod tests {
             },
             score: 0.5,
         };
-        let v = serde_json::to_value(RetrieveResponse { retrieval_results: vec![hit.into()], next_token: None }).unwrap();
+        let v = serde_json::to_value(RetrieveResponse {
+            retrieval_results: vec![hit.into()],
+            next_token: None,
+        })
+        .unwrap();
         assert_eq!(
             v,
             serde_json::json!({"retrievalResults": [{
@@ -128,6 +137,9 @@ mod tests {
             }]})
         );
         let local = Location::from_uri("file:///tmp/a.txt");
-        assert_eq!(serde_json::to_value(local).unwrap(), serde_json::json!({"type": "CUSTOM", "customDocumentLocation": {"id": "file:///tmp/a.txt"}}));
+        assert_eq!(
+            serde_json::to_value(local).unwrap(),
+            serde_json::json!({"type": "CUSTOM", "customDocumentLocation": {"id": "file:///tmp/a.txt"}})
+        );
     }
 }

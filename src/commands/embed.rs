@@ -22,8 +22,13 @@ pub fn run(config_path: &Path, args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
     let name = match args.model {
         Some(m) => m,
-        None if config.models.len() == 1 => config.models.keys().next().cloned().unwrap_or_default(),
-        None => bail!("several models are configured; choose one with --model ({})", config.models.keys().cloned().collect::<Vec<_>>().join(", ")),
+        None if config.models.len() == 1 => {
+            config.models.keys().next().cloned().unwrap_or_default()
+        }
+        None => bail!(
+            "several models are configured; choose one with --model ({})",
+            config.models.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
     };
     let embedder = load_model(&config, &name)?;
     let stdin = std::io::stdin().lock();

@@ -20,7 +20,13 @@ pub fn run(config_path: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
         .knowledge_base(&args.kb)
         .ok_or_else(|| anyhow::anyhow!("no knowledge base {:?}", args.kb))?;
     // The ledger alone: listing jobs needs no model.
-    let ledger = Ledger::open(&config.server.data_dir.join(kb.id.get_ref().as_str()).join("ledger.sqlite"))?;
+    let ledger = Ledger::open(
+        &config
+            .server
+            .data_dir
+            .join(kb.id.get_ref().as_str())
+            .join("ledger.sqlite"),
+    )?;
     let jobs = ledger.jobs(None)?;
     if args.json {
         for job in &jobs {
@@ -31,7 +37,10 @@ pub fn run(config_path: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
     if jobs.is_empty() {
         println!("no ingestion jobs yet; run `quarry sync {}`", args.kb);
     } else {
-        println!("{:<10}  {:<10}  {:<11}  {:<24}  scanned  new  modified  metadata  deleted  failed", "job", "source", "status", "started");
+        println!(
+            "{:<10}  {:<10}  {:<11}  {:<24}  scanned  new  modified  metadata  deleted  failed",
+            "job", "source", "status", "started"
+        );
     }
     for job in jobs {
         let s = &job.statistics;
@@ -39,7 +48,9 @@ pub fn run(config_path: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
             "{:<10}  {:<10}  {:<11}  {:<24}  {:>7}  {:>3}  {:>8}  {:>8}  {:>7}  {:>6}",
             job.ingestion_job_id,
             job.data_source_id,
-            serde_json::to_value(job.status)?.as_str().unwrap_or_default(),
+            serde_json::to_value(job.status)?
+                .as_str()
+                .unwrap_or_default(),
             job.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             s.number_of_documents_scanned,
             s.number_of_new_documents_indexed,

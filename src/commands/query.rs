@@ -31,15 +31,25 @@ pub fn run(config_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
         .filter
         .as_deref()
         .map(|f| -> anyhow::Result<Filter> {
-            let json: serde_json::Value = serde_json::from_str(f).context("--filter is not valid JSON")?;
+            let json: serde_json::Value =
+                serde_json::from_str(f).context("--filter is not valid JSON")?;
             Filter::from_json(&json).context("--filter")
         })
         .transpose()?;
     let config = crate::config_file::load(config_path)?;
     let kb = KnowledgeBase::open(&config, &args.kb)?;
-    let results = retrieve(kb.embedder.as_ref(), kb.store.as_ref(), &args.text, args.k, filter.as_ref())?;
+    let results = retrieve(
+        kb.embedder.as_ref(),
+        kb.store.as_ref(),
+        &args.text,
+        args.k,
+        filter.as_ref(),
+    )?;
     if args.json {
-        let response = RetrieveResponse { retrieval_results: results, next_token: None };
+        let response = RetrieveResponse {
+            retrieval_results: results,
+            next_token: None,
+        };
         println!("{}", serde_json::to_string_pretty(&response)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -52,8 +62,18 @@ pub fn run(config_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
             .get(quarry_core::metadata::PAGE_NUMBER)
             .map(|p| format!(", page {p}"))
             .unwrap_or_default();
-        println!("{}. score {:.4}  {}{page}", rank + 1, r.score, r.location.uri());
-        let snippet: String = r.content.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        println!(
+            "{}. score {:.4}  {}{page}",
+            rank + 1,
+            r.score,
+            r.location.uri()
+        );
+        let snippet: String = r
+            .content
+            .text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let snippet: String = if snippet.chars().count() > 300 {
             snippet.chars().take(300).collect::<String>() + "…"
         } else {

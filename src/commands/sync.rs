@@ -31,7 +31,10 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         None => kb.config.data_sources.clone(),
     };
     if sources.is_empty() {
-        anyhow::bail!("knowledge base {} has no data sources", kb.config.name.get_ref());
+        anyhow::bail!(
+            "knowledge base {} has no data sources",
+            kb.config.name.get_ref()
+        );
     }
     let mut all_ok = true;
     for ds in sources {
@@ -69,7 +72,11 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             print_summary(&job, &ds.name, started.elapsed(), kb.store.len()?);
         }
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_summary(job: &IngestionJob, name: &str, took: std::time::Duration, chunks: usize) {
@@ -77,7 +84,10 @@ fn print_summary(job: &IngestionJob, name: &str, took: std::time::Duration, chun
     println!(
         "{name}: ingestion job {} {} in {:.1}s\n  scanned {} documents and {} metadata files: {} new, {} modified, {} metadata updated, {} deleted, {} failed\n  the knowledge base now holds {chunks} chunks",
         job.ingestion_job_id,
-        serde_json::to_value(job.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        serde_json::to_value(job.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
         took.as_secs_f64(),
         s.number_of_documents_scanned,
         s.number_of_metadata_documents_scanned,

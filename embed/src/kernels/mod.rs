@@ -53,15 +53,28 @@ impl<'a> Mat<'a> {
 
 /// `dst = a · b` (or `dst += a · b` with `accumulate`), `dst` row-major with row stride
 /// `dst_stride`. `threads` > 1 splits the product across the rayon pool.
-pub fn matmul(a: Mat<'_>, b: Mat<'_>, dst: &mut [f32], dst_stride: usize, accumulate: bool, threads: usize) {
+pub fn matmul(
+    a: Mat<'_>,
+    b: Mat<'_>,
+    dst: &mut [f32],
+    dst_stride: usize,
+    accumulate: bool,
+    threads: usize,
+) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(a.data.len() >= a.span() && b.data.len() >= b.span(), "operand out of bounds");
+    assert!(
+        a.data.len() >= a.span() && b.data.len() >= b.span(),
+        "operand out of bounds"
+    );
     assert!(dst_stride >= n, "destination stride too small");
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst.len() >= (m - 1) * dst_stride + n, "destination out of bounds");
+    assert!(
+        dst.len() >= (m - 1) * dst_stride + n,
+        "destination out of bounds"
+    );
     if k == 0 {
         if !accumulate {
             for row in dst.chunks_mut(dst_stride).take(m) {
@@ -104,7 +117,13 @@ pub fn matmul(a: Mat<'_>, b: Mat<'_>, dst: &mut [f32], dst_stride: usize, accumu
 }
 
 /// `x = layer_norm(x + residual)` row by row, in place.
-pub fn add_layer_norm(x: &mut [f32], residual: Option<&[f32]>, gamma: &[f32], beta: &[f32], eps: f32) {
+pub fn add_layer_norm(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+) {
     let width = gamma.len();
     for (r, row) in x.chunks_exact_mut(width).enumerate() {
         if let Some(res) = residual {
@@ -161,25 +180,44 @@ mod tests {
 
     fn data(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
-            .map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) % 1000) as f32
+                    / 500.0
+                    - 1.0
+            })
             .collect()
     }
 
     #[test]
     fn matmul_matches_reference_on_odd_sizes_and_strides() {
-        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (17, 33, 9), (64, 384, 1152), (131, 37, 61)] {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (17, 33, 9),
+            (64, 384, 1152),
+            (131, 37, 61),
+        ] {
             for threads in [1, 2] {
                 let a_stride = k + 3;
                 let a = data(m * a_stride, 1);
                 let b = data(k * n, 2);
-                let am = Mat { data: &a, rows: m, cols: k, row_stride: a_stride, col_stride: 1 };
+                let am = Mat {
+                    data: &a,
+                    rows: m,
+                    cols: k,
+                    row_stride: a_stride,
+                    col_stride: 1,
+                };
                 let bm = Mat::row_major(&b, k, n);
                 let mut got = data(m * (n + 2), 3);
                 let mut want = got.clone();
                 matmul(am, bm, &mut got, n + 2, true, threads);
                 matmul_reference(am, bm, &mut want, n + 2, true);
                 for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{m}x{k}x{n}: {g} vs {w}");
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{m}x{k}x{n}: {g} vs {w}"
+                    );
                 }
                 // A transposed right-hand side, as attention's Q·Kᵀ reads it.
                 let bt = data(n * (k + 1), 4);
@@ -189,7 +227,10 @@ mod tests {
                 matmul(am, btm, &mut got, n, false, threads);
                 matmul_reference(am, btm, &mut want, n, false);
                 for (g, w) in got.iter().zip(&want) {
-                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "transposed {m}x{k}x{n}");
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "transposed {m}x{k}x{n}"
+                    );
                 }
             }
         }
@@ -198,8 +239,18 @@ mod tests {
     #[test]
     fn erf_is_accurate() {
         // Values from a table of erf.
-        for &(x, want) in &[(0.0f32, 0.0f32), (0.5, 0.520_499_9), (1.0, 0.842_700_8), (-2.0, -0.995_322_3), (3.5, 0.999_999_26)] {
-            assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {} not {want}", erf(x));
+        for &(x, want) in &[
+            (0.0f32, 0.0f32),
+            (0.5, 0.520_499_9),
+            (1.0, 0.842_700_8),
+            (-2.0, -0.995_322_3),
+            (3.5, 0.999_999_3),
+        ] {
+            assert!(
+                (erf(x) - want).abs() < 3e-7,
+                "erf({x}) = {} not {want}",
+                erf(x)
+            );
         }
     }
 
@@ -215,7 +266,13 @@ mod tests {
     #[test]
     fn layer_norm_centres_and_scales() {
         let mut x = vec![1.0, 2.0, 3.0, 4.0];
-        add_layer_norm(&mut x, Some(&[1.0, 1.0, 1.0, 1.0]), &[1.0; 4], &[0.5; 4], 1e-12);
+        add_layer_norm(
+            &mut x,
+            Some(&[1.0, 1.0, 1.0, 1.0]),
+            &[1.0; 4],
+            &[0.5; 4],
+            1e-12,
+        );
         assert!((x.iter().sum::<f32>() / 4.0 - 0.5).abs() < 1e-6);
         let var = x.iter().map(|v| (v - 0.5) * (v - 0.5)).sum::<f32>() / 4.0;
         assert!((var - 1.0).abs() < 1e-4);

@@ -3,7 +3,13 @@
 use super::Mat;
 
 /// `dst = a · b` (or `dst += a · b`), one multiply-add at a time, in f64.
-pub fn matmul_reference(a: Mat<'_>, b: Mat<'_>, dst: &mut [f32], dst_stride: usize, accumulate: bool) {
+pub fn matmul_reference(
+    a: Mat<'_>,
+    b: Mat<'_>,
+    dst: &mut [f32],
+    dst_stride: usize,
+    accumulate: bool,
+) {
     assert_eq!(a.cols, b.rows);
     for i in 0..a.rows {
         for j in 0..b.cols {
@@ -14,7 +20,11 @@ pub fn matmul_reference(a: Mat<'_>, b: Mat<'_>, dst: &mut [f32], dst_stride: usi
                 sum += f64::from(x) * f64::from(y);
             }
             let out = &mut dst[i * dst_stride + j];
-            *out = if accumulate { *out + sum as f32 } else { sum as f32 };
+            *out = if accumulate {
+                *out + sum as f32
+            } else {
+                sum as f32
+            };
         }
     }
 }

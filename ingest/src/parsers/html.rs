@@ -9,11 +9,43 @@ use super::text::decode_text;
 
 pub struct HtmlParser;
 
-const SKIPPED: &[&str] = &["script", "style", "noscript", "template", "nav", "footer", "head", "svg", "iframe", "button", "form"];
+const SKIPPED: &[&str] = &[
+    "script", "style", "noscript", "template", "nav", "footer", "head", "svg", "iframe", "button",
+    "form",
+];
 const BLOCKS: &[&str] = &[
-    "p", "div", "section", "article", "main", "aside", "header", "ul", "ol", "li", "table", "tr", "pre",
-    "blockquote", "dl", "dt", "dd", "figure", "figcaption", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6",
-    "body", "html", "address", "details", "summary",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "aside",
+    "header",
+    "ul",
+    "ol",
+    "li",
+    "table",
+    "tr",
+    "pre",
+    "blockquote",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "br",
+    "hr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "body",
+    "html",
+    "address",
+    "details",
+    "summary",
 ];
 
 impl Parser for HtmlParser {
@@ -29,7 +61,10 @@ impl Parser for HtmlParser {
             .select(&scraper::Selector::parse("title").expect("valid selector"))
             .next()
             .map(|t| collapse(&t.text().collect::<String>()));
-        let has_h1 = html.select(&scraper::Selector::parse("h1").expect("valid selector")).next().is_some();
+        let has_h1 = html
+            .select(&scraper::Selector::parse("h1").expect("valid selector"))
+            .next()
+            .is_some();
         if let Some(title) = title.filter(|t| !t.is_empty() && !has_h1) {
             out.raw(&format!("# {title}"));
             out.block();
@@ -91,18 +126,27 @@ fn walk(node: NodeRef<'_, Node>, out: &mut Writer) {
         Node::Text(t) => out.text(t),
         Node::Element(e) => {
             let name = e.name();
-            if SKIPPED.contains(&name) || e.attr("hidden").is_some() || e.attr("aria-hidden") == Some("true") {
+            if SKIPPED.contains(&name)
+                || e.attr("hidden").is_some()
+                || e.attr("aria-hidden") == Some("true")
+            {
                 return;
             }
             let block = BLOCKS.contains(&name);
             if block {
                 out.block();
             }
-            if let Some(level) = name.strip_prefix('h').and_then(|l| l.parse::<usize>().ok()).filter(|l| (1..=6).contains(l)) {
+            if let Some(level) = name
+                .strip_prefix('h')
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| (1..=6).contains(l))
+            {
                 out.raw(&format!("{} ", "#".repeat(level)));
             } else if name == "li" {
                 out.raw("- ");
-            } else if (name == "td" || name == "th") && node.prev_sibling().is_some_and(|s| s.value().is_element()) {
+            } else if (name == "td" || name == "th")
+                && node.prev_sibling().is_some_and(|s| s.value().is_element())
+            {
                 out.raw(" | ");
             }
             for child in node.children() {
@@ -143,7 +187,9 @@ mod tests {
 
     #[test]
     fn uses_the_title_when_there_is_no_h1() {
-        let doc = HtmlParser.parse(b"<html><head><title> FAQ </title></head><body><p>Q and A</p></body></html>").unwrap();
+        let doc = HtmlParser
+            .parse(b"<html><head><title> FAQ </title></head><body><p>Q and A</p></body></html>")
+            .unwrap();
         assert_eq!(doc.text, "# FAQ\nQ and A\n");
     }
 }

@@ -30,7 +30,11 @@ pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {
 }
 
 /// Parses one document: size limit, then the format's parser, with panics contained.
-pub fn parse_document(key: &str, bytes: &[u8], max_bytes: u64) -> Result<ParsedDocument, ParseError> {
+pub fn parse_document(
+    key: &str,
+    bytes: &[u8],
+    max_bytes: u64,
+) -> Result<ParsedDocument, ParseError> {
     if bytes.len() as u64 > max_bytes {
         return Err(ParseError::TooLarge {
             size: bytes.len() as u64,
@@ -38,17 +42,18 @@ pub fn parse_document(key: &str, bytes: &[u8], max_bytes: u64) -> Result<ParsedD
         });
     }
     let parser = parser_for(key)?;
-    let parsed = catch_unwind(AssertUnwindSafe(|| parser.parse(bytes))).unwrap_or_else(|panic| {
-        let reason = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown panic");
-        Err(ParseError::Malformed {
-            format: parser.format(),
-            reason: format!("parser crashed: {reason}"),
-        })
-    })?;
+    let parsed =
+        catch_unwind(AssertUnwindSafe(|| parser.parse(bytes))).unwrap_or_else(|panic| {
+            let reason = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown panic");
+            Err(ParseError::Malformed {
+                format: parser.format(),
+                reason: format!("parser crashed: {reason}"),
+            })
+        })?;
     if parsed.text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
@@ -66,7 +71,10 @@ mod tests {
         assert_eq!(parser_for("x.md").unwrap().format(), "md");
         assert_eq!(parser_for("rows.csv").unwrap().format(), "csv");
         assert!(matches!(parser_for("scan.tiff"), Err(ParseError::Unsupported(e)) if e == "tiff"));
-        assert!(matches!(parser_for("README"), Err(ParseError::Unsupported(_))));
+        assert!(matches!(
+            parser_for("README"),
+            Err(ParseError::Unsupported(_))
+        ));
     }
 
     #[test]
@@ -75,7 +83,10 @@ mod tests {
             parse_document("a.txt", b"hello world", 5).unwrap_err(),
             ParseError::TooLarge { size: 11, limit: 5 }
         );
-        assert_eq!(parse_document("a.txt", b"  \n ", 100).unwrap_err(), ParseError::Empty);
+        assert_eq!(
+            parse_document("a.txt", b"  \n ", 100).unwrap_err(),
+            ParseError::Empty
+        );
         assert_eq!(parse_document("a.txt", b"hi", 100).unwrap().text, "hi");
     }
 }

@@ -33,13 +33,24 @@ pub fn decode_text(bytes: &[u8], format: &'static str) -> Result<String, ParseEr
         let little = bytes[0] == 0xFF;
         let units: Vec<u16> = bytes[2..]
             .chunks_exact(2)
-            .map(|b| if little { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+            .map(|b| {
+                if little {
+                    u16::from_le_bytes([b[0], b[1]])
+                } else {
+                    u16::from_be_bytes([b[0], b[1]])
+                }
+            })
             .collect();
         return String::from_utf16(&units).map_err(|_| malformed("invalid UTF-16 text".into()));
     } else {
         std::str::from_utf8(bytes).map(str::to_owned)
     };
-    let text = text.map_err(|e| malformed(format!("not UTF-8 text (invalid byte at offset {})", e.valid_up_to())))?;
+    let text = text.map_err(|e| {
+        malformed(format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
     if text.contains('\0') {
         return Err(malformed("binary content (NUL bytes), not text".into()));
     }
@@ -52,14 +63,20 @@ mod tests {
 
     #[test]
     fn decodes_utf8_with_bom_and_utf16() {
-        assert_eq!(decode_text(b"\xEF\xBB\xBFcaf\xC3\xA9\r\nok", "txt").unwrap(), "café\nok");
+        assert_eq!(
+            decode_text(b"\xEF\xBB\xBFcaf\xC3\xA9\r\nok", "txt").unwrap(),
+            "café\nok"
+        );
         assert_eq!(decode_text(b"\xFF\xFEh\0i\0", "txt").unwrap(), "hi");
     }
 
     #[test]
     fn refuses_binary_and_invalid_bytes_with_a_reason() {
         let e = decode_text(b"ab\xFFcd", "txt").unwrap_err();
-        assert_eq!(e.to_string(), "malformed txt: not UTF-8 text (invalid byte at offset 2)");
+        assert_eq!(
+            e.to_string(),
+            "malformed txt: not UTF-8 text (invalid byte at offset 2)"
+        );
         let e = decode_text(b"PK\x03\x04\0\0", "txt").unwrap_err();
         assert!(e.to_string().contains("binary content"), "{e}");
     }

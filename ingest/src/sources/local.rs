@@ -15,20 +15,30 @@ impl LocalFolder {
         Self { root: root.into() }
     }
 
-    fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<SourceObject>) -> Result<(), SourceError> {
+    fn walk(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<SourceObject>,
+    ) -> Result<(), SourceError> {
         let entries = fs_err::read_dir(dir).map_err(|e| SourceError::Unavailable(e.to_string()))?;
         for entry in entries {
-            let entry = entry.map_err(|e| SourceError::Unavailable(format!("{}: {e}", dir.display())))?;
+            let entry =
+                entry.map_err(|e| SourceError::Unavailable(format!("{}: {e}", dir.display())))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 continue;
             }
-            let file_type = entry.file_type().map_err(|e| SourceError::Unavailable(e.to_string()))?;
+            let file_type = entry
+                .file_type()
+                .map_err(|e| SourceError::Unavailable(e.to_string()))?;
             let key = format!("{prefix}{name}");
             if file_type.is_dir() {
                 self.walk(&entry.path(), &format!("{key}/"), out)?;
             } else if file_type.is_file() {
-                let meta = entry.metadata().map_err(|e| SourceError::Unavailable(e.to_string()))?;
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| SourceError::Unavailable(e.to_string()))?;
                 let mtime = meta
                     .modified()
                     .ok()
@@ -46,8 +56,13 @@ impl LocalFolder {
 
     fn path_of(&self, key: &str) -> Result<PathBuf, SourceError> {
         let relative = Path::new(key);
-        if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(SourceError::Object(format!("refusing key {key:?} outside the folder")));
+        if relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(SourceError::Object(format!(
+                "refusing key {key:?} outside the folder"
+            )));
         }
         Ok(self.root.join(relative))
     }
@@ -56,7 +71,10 @@ impl LocalFolder {
 impl Source for LocalFolder {
     fn list(&self) -> Result<Vec<SourceObject>, SourceError> {
         if !self.root.is_dir() {
-            return Err(SourceError::Unavailable(format!("{} is not a folder", self.root.display())));
+            return Err(SourceError::Unavailable(format!(
+                "{} is not a folder",
+                self.root.display()
+            )));
         }
         let mut out = Vec::new();
         self.walk(&self.root, "", &mut out)?;
@@ -98,11 +116,19 @@ mod tests {
         std::fs::write(dir.path().join("sub/.git/x"), "x").unwrap();
         std::fs::write(dir.path().join(".hidden"), "x").unwrap();
         let folder = LocalFolder::new(dir.path());
-        let keys: Vec<(String, u64)> = folder.list().unwrap().into_iter().map(|o| (o.key, o.size)).collect();
+        let keys: Vec<(String, u64)> = folder
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.key, o.size))
+            .collect();
         assert_eq!(keys, [("a.txt".into(), 1), ("sub/b c.md".into(), 2)]);
         assert_eq!(folder.fetch("sub/b c.md").unwrap(), b"bb");
         assert!(folder.uri("sub/b c.md").ends_with("/sub/b%20c.md"));
         assert!(folder.fetch("../etc/passwd").is_err());
-        assert!(matches!(LocalFolder::new(dir.path().join("missing")).list(), Err(SourceError::Unavailable(_))));
+        assert!(matches!(
+            LocalFolder::new(dir.path().join("missing")).list(),
+            Err(SourceError::Unavailable(_))
+        ));
     }
 }

@@ -34,7 +34,13 @@ impl Graph {
     }
 
     /// Nearest slots to `query`, restricted to `allowed` (sorted) when given.
-    pub fn search(&self, query: &[f32], k: usize, ef: usize, allowed: Option<&[usize]>) -> Vec<(usize, f32)> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        allowed: Option<&[usize]>,
+    ) -> Vec<(usize, f32)> {
         let found = match allowed {
             Some(slots) => {
                 let filter = |id: &usize| slots.binary_search(id).is_ok();
@@ -42,6 +48,9 @@ impl Graph {
             }
             None => self.hnsw.search(query, k, ef),
         };
-        found.into_iter().map(|n| (n.d_id, 1.0 - n.distance)).collect()
+        found
+            .into_iter()
+            .map(|n| (n.d_id, 1.0 - n.distance))
+            .collect()
     }
 }

@@ -147,7 +147,10 @@ impl Index {
         if self.tombstones() < 1000 || self.tombstones() * 4 < self.slots.len() {
             return;
         }
-        let entries: Vec<Entry> = std::mem::take(&mut self.slots).into_iter().flatten().collect();
+        let entries: Vec<Entry> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect();
         *self = Index {
             graph: Graph::new(params, entries.len()),
             slots: Vec::with_capacity(entries.len()),
@@ -163,7 +166,9 @@ impl Index {
             .enumerate()
             .filter_map(|(i, e)| {
                 e.as_ref()
-                    .filter(|e| e.data_source_id == data_source_id && e.document_key == document_key)
+                    .filter(|e| {
+                        e.data_source_id == data_source_id && e.document_key == document_key
+                    })
                     .map(|_| i)
             })
             .collect()
@@ -194,7 +199,11 @@ impl VectorStore for HnswStore {
         Ok(())
     }
 
-    fn delete_document(&self, data_source_id: &str, document_key: &str) -> Result<usize, StoreError> {
+    fn delete_document(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+    ) -> Result<usize, StoreError> {
         let removed = self.table().delete_document(data_source_id, document_key)?;
         let mut index = self.index_write();
         for slot in index.document_slots(data_source_id, document_key) {
@@ -229,7 +238,12 @@ impl VectorStore for HnswStore {
         Ok(updated)
     }
 
-    fn search(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Result<Vec<SearchHit>, StoreError> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         self.check_dimension(query)?;
         let query = distance::normalized(query);
         let ranked: Vec<(usize, f32)> = {
@@ -244,7 +258,9 @@ impl VectorStore for HnswStore {
                         .slots
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, e)| e.as_ref().filter(|e| f.matches(&e.metadata)).map(|_| i))
+                        .filter_map(|(i, e)| {
+                            e.as_ref().filter(|e| f.matches(&e.metadata)).map(|_| i)
+                        })
                         .collect();
                     if passing.len() <= self.params.exact_search_below {
                         exact(&index, &passing, &query, k)
@@ -261,7 +277,15 @@ impl VectorStore for HnswStore {
                 }
             }
             .into_iter()
-            .map(|(slot, _)| (slot, distance::dot(&query, &index.slots[slot].as_ref().expect("live slot").vector)))
+            .map(|(slot, _)| {
+                (
+                    slot,
+                    distance::dot(
+                        &query,
+                        &index.slots[slot].as_ref().expect("live slot").vector,
+                    ),
+                )
+            })
             .collect()
         };
         let ids: Vec<String> = {
@@ -276,15 +300,23 @@ impl VectorStore for HnswStore {
             .iter()
             .zip(&ids)
             .filter_map(|((_, score), id)| {
-                rows.remove(id).map(|chunk| SearchHit { chunk, score: *score })
+                rows.remove(id).map(|chunk| SearchHit {
+                    chunk,
+                    score: *score,
+                })
             })
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
         Ok(hits)
     }
 
-    fn document_chunk_ids(&self, data_source_id: &str, document_key: &str) -> Result<Vec<String>, StoreError> {
-        self.table().document_chunk_ids(data_source_id, document_key)
+    fn document_chunk_ids(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.table()
+            .document_chunk_ids(data_source_id, document_key)
     }
 
     fn len(&self) -> Result<usize, StoreError> {
@@ -296,7 +328,11 @@ impl VectorStore for HnswStore {
 fn exact(index: &Index, slots: &[usize], query: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut scored: Vec<(usize, f32)> = slots
         .iter()
-        .filter_map(|&s| index.slots[s].as_ref().map(|e| (s, distance::dot(query, &e.vector))))
+        .filter_map(|&s| {
+            index.slots[s]
+                .as_ref()
+                .map(|e| (s, distance::dot(query, &e.vector)))
+        })
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     scored.truncate(k);

