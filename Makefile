@@ -17,8 +17,13 @@ demo: $(MODEL)
 	@$(QUARRY) query demo "How much does the Pro plan cost per month?" -k 2 \
 		--filter '{"equals": {"key": "department", "value": "sales"}}'
 
+# nextest where it is installed (one summary line for the whole run), cargo test elsewhere.
 test: $(MODEL) lint
-	$(CARGO) test --workspace
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --all-targets --no-fail-fast; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check

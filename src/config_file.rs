@@ -89,7 +89,7 @@ path = "docs"
     fn unknown_fields_name_file_line_and_field() {
         let text = GOOD.replace("type = \"local\"", "type = \"local\"\ncolour = \"blue\"");
         let e = load_str(&text).unwrap_err().to_string();
-        assert!(e.contains("kb.toml:19:") && e.contains("colour"), "{e}");
+        assert!(e.contains("kb.toml:18:") && e.contains("colour"), "{e}");
     }
 
     #[test]
