@@ -1,13 +1,14 @@
 //! A knowledge base at run time: its configuration, embedding model, vector store and ledger.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, anyhow};
 use quarry_core::config::{
     Config, DataSourceConfig, DataSourceKind, KnowledgeBaseConfig, ModelConfig, VectorStoreConfig,
 };
-use quarry_core::{Chunker, Embedder, VectorStore};
+use quarry_core::{Chunker, Embedder, TokenCounter, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles};
 use quarry_ingest::{Ledger, LocalFolder, Source};
 use quarry_vectorstores::{HnswParams, HnswStore};
@@ -15,8 +16,9 @@ use quarry_vectorstores::{HnswParams, HnswStore};
 pub struct KnowledgeBase {
     pub config: KnowledgeBaseConfig,
     pub embedder: Arc<dyn Embedder>,
-    pub store: Box<dyn VectorStore>,
-    pub ledger: Ledger,
+    pub store: Arc<dyn VectorStore>,
+    ledger: Mutex<Ledger>,
+    pub dir: PathBuf,
 }
 
 impl KnowledgeBase {
@@ -35,9 +37,18 @@ impl KnowledgeBase {
             )
         })?;
         let embedder = load_model(config, kb.embedding_model.get_ref())?;
-        let dir = data_dir(config, kb);
-        let store: Box<dyn VectorStore> = match kb.vector_store {
-            VectorStoreConfig::Hnsw => Box::new(
+        Self::open_with(&config.server.data_dir, kb.clone(), embedder)
+    }
+
+    /// Opens a knowledge base with an embedder already loaded.
+    pub fn open_with(
+        data_dir: &Path,
+        config: KnowledgeBaseConfig,
+        embedder: Arc<dyn Embedder>,
+    ) -> anyhow::Result<Self> {
+        let dir = data_dir.join(config.id.get_ref().as_str());
+        let store: Arc<dyn VectorStore> = match config.vector_store {
+            VectorStoreConfig::Hnsw => Arc::new(
                 HnswStore::open(
                     &dir.join("hnsw"),
                     embedder.dimension(),
@@ -46,12 +57,13 @@ impl KnowledgeBase {
                 .with_context(|| format!("opening the vector store in {}", dir.display()))?,
             ),
         };
-        let ledger = Ledger::open(&dir.join("ledger.sqlite"))?;
+        let ledger = Ledger::open(&ledger_path(&dir))?;
         Ok(Self {
-            config: kb.clone(),
+            config,
             embedder,
             store,
-            ledger,
+            ledger: Mutex::new(ledger),
+            dir,
         })
     }
 
@@ -59,30 +71,44 @@ impl KnowledgeBase {
         self.config.id.get_ref().as_str()
     }
 
-    pub fn data_source(&self, id_or_name: &str) -> anyhow::Result<&DataSourceConfig> {
+    pub fn name(&self) -> &str {
+        self.config.name.get_ref()
+    }
+
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A connection of its own to the ledger, for a job running on another thread.
+    pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
+        Ok(Ledger::open(&ledger_path(&self.dir))?)
+    }
+
+    pub fn data_source(&self, id_or_name: &str) -> Option<&DataSourceConfig> {
         self.config
             .data_sources
             .iter()
             .find(|ds| ds.id.get_ref().as_str() == id_or_name || ds.name == id_or_name)
-            .ok_or_else(|| {
-                anyhow!(
-                    "knowledge base {} has no data source {id_or_name:?}",
-                    self.config.name.get_ref()
-                )
-            })
     }
 
     pub fn chunker(&self, ds: &DataSourceConfig) -> anyhow::Result<Box<dyn Chunker>> {
-        let counter: Arc<dyn quarry_core::TokenCounter> =
-            Arc::new(EmbedderTokens(self.embedder.clone()));
+        let counter: Arc<dyn TokenCounter> = Arc::new(EmbedderTokens(self.embedder.clone()));
         quarry_chunkers::chunker_for(&ds.chunking, counter).with_context(|| {
             format!(
                 "knowledge base {}, data source {}: chunking",
-                self.config.name.get_ref(),
+                self.name(),
                 ds.name
             )
         })
     }
+}
+
+fn ledger_path(kb_dir: &Path) -> PathBuf {
+    kb_dir.join("ledger.sqlite")
+}
+
+pub fn ledger_path_for(config: &Config, kb: &KnowledgeBaseConfig) -> PathBuf {
+    ledger_path(&config.server.data_dir.join(kb.id.get_ref().as_str()))
 }
 
 pub fn source_for(ds: &DataSourceConfig) -> Box<dyn Source> {
@@ -95,10 +121,6 @@ pub fn source_for(ds: &DataSourceConfig) -> Box<dyn Source> {
                 .clone(),
         )),
     }
-}
-
-fn data_dir(config: &Config, kb: &KnowledgeBaseConfig) -> PathBuf {
-    config.server.data_dir.join(kb.id.get_ref().as_str())
 }
 
 pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedder>> {
@@ -116,10 +138,28 @@ pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedde
     Ok(Arc::new(embedder))
 }
 
+/// Models by name, each loaded once however many knowledge bases use it.
+#[derive(Default)]
+pub struct Models {
+    loaded: Mutex<HashMap<String, Arc<dyn Embedder>>>,
+}
+
+impl Models {
+    pub fn get(&self, config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedder>> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = loaded.get(name) {
+            return Ok(m.clone());
+        }
+        let model = load_model(config, name)?;
+        loaded.insert(name.to_owned(), model.clone());
+        Ok(model)
+    }
+}
+
 /// Lends an embedder's tokenizer to a chunker.
 struct EmbedderTokens(Arc<dyn Embedder>);
 
-impl quarry_core::TokenCounter for EmbedderTokens {
+impl TokenCounter for EmbedderTokens {
     fn count_tokens(&self, text: &str) -> usize {
         self.0.count_tokens(text)
     }

@@ -5,6 +5,7 @@ mod commands;
 mod config_file;
 mod knowledge_base;
 mod progress;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,15 +41,18 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     /// List a knowledge base's ingestion jobs, newest first.
     Jobs(commands::jobs::JobsArgs),
+    /// Serve Bedrock's Knowledge Bases API over HTTP.
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,quarry=info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Query(args) => commands::query::run(&cli.config, args),
         Command::Embed(args) => commands::embed::run(&cli.config, args),
         Command::Jobs(args) => commands::jobs::run(&cli.config, args),
+        Command::Serve(args) => commands::serve::run(&cli.config, args),
     };
     match result {
         Ok(code) => code,

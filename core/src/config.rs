@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_spanned::Spanned;
 
 use crate::ids::ResourceId;
@@ -31,6 +31,40 @@ pub struct ServerConfig {
     /// Largest document a parser accepts, in bytes.
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: u64,
+    /// Keys that may sign requests (SigV4). None: the server runs without authentication,
+    /// which it allows only on a loopback address.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKeyConfig>,
+    /// Regions a signature may name; empty means any.
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Queries waiting for the encoder at most; more are answered 429 at once.
+    #[serde(default = "default_max_queued_queries")]
+    pub max_queued_queries: usize,
+    /// Largest request body, in bytes.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+}
+
+/// An access key: its id, the environment variable that holds its secret (secrets never
+/// live in the file), and the knowledge bases (ids or names, `"*"` for all) it may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKeyConfig {
+    pub id: String,
+    pub secret_env: String,
+    #[serde(default = "all_knowledge_bases")]
+    pub knowledge_bases: Vec<String>,
+}
+
+fn all_knowledge_bases() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_max_queued_queries() -> usize {
+    64
+}
+fn default_max_request_bytes() -> usize {
+    1024 * 1024
 }
 
 impl Default for ServerConfig {
@@ -39,6 +73,10 @@ impl Default for ServerConfig {
             listen: default_listen(),
             data_dir: default_data_dir(),
             max_document_bytes: default_max_document_bytes(),
+            access_keys: Vec::new(),
+            regions: Vec::new(),
+            max_queued_queries: default_max_queued_queries(),
+            max_request_bytes: default_max_request_bytes(),
         }
     }
 }
@@ -64,12 +102,12 @@ pub enum ModelConfig {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KnowledgeBaseConfig {
     pub id: Spanned<ResourceId>,
     pub name: Spanned<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub embedding_model: Spanned<String>,
     #[serde(default)]
@@ -78,37 +116,37 @@ pub struct KnowledgeBaseConfig {
     pub data_sources: Vec<DataSourceConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum VectorStoreConfig {
     #[default]
     Hnsw,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSourceConfig {
     pub id: Spanned<ResourceId>,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(rename = "type")]
     pub kind: DataSourceKind,
     /// For `local` sources: the folder to index.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub chunking: ChunkingConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataSourceKind {
     Local,
 }
 
 /// Bedrock's chunking strategies and their fields.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "strategy",
     rename_all = "SCREAMING_SNAKE_CASE",

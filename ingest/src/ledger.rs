@@ -203,6 +203,22 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
+    /// One job by id.
+    pub fn job(&self, ingestion_job_id: &str) -> Result<Option<IngestionJob>, LedgerError> {
+        let record: Option<String> = self
+            .db
+            .query_row(
+                "SELECT record FROM jobs WHERE ingestion_job_id = ?1",
+                [ingestion_job_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        record
+            .map(|r| serde_json::from_str(&r).map_err(|e| self.err(e)))
+            .transpose()
+    }
+
     /// Jobs of a data source (all data sources when `None`), newest first.
     pub fn jobs(&self, data_source_id: Option<&str>) -> Result<Vec<IngestionJob>, LedgerError> {
         let mut stmt = self

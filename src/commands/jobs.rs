@@ -20,13 +20,7 @@ pub fn run(config_path: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
         .knowledge_base(&args.kb)
         .ok_or_else(|| anyhow::anyhow!("no knowledge base {:?}", args.kb))?;
     // The ledger alone: listing jobs needs no model.
-    let ledger = Ledger::open(
-        &config
-            .server
-            .data_dir
-            .join(kb.id.get_ref().as_str())
-            .join("ledger.sqlite"),
-    )?;
+    let ledger = Ledger::open(&crate::knowledge_base::ledger_path_for(&config, kb))?;
     let jobs = ledger.jobs(None)?;
     if args.json {
         for job in &jobs {

@@ -3,4 +3,5 @@
 pub mod embed;
 pub mod jobs;
 pub mod query;
+pub mod serve;
 pub mod sync;

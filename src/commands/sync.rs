@@ -27,7 +27,9 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
     let kb = KnowledgeBase::open(&config, &args.kb)?;
     let sources = match &args.data_source {
-        Some(ds) => vec![kb.data_source(ds)?.clone()],
+        Some(ds) => vec![kb.data_source(ds).cloned().ok_or_else(|| {
+            anyhow::anyhow!("knowledge base {} has no data source {ds:?}", kb.name())
+        })?],
         None => kb.config.data_sources.clone(),
     };
     if sources.is_empty() {
@@ -52,13 +54,14 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             started_at: now,
             updated_at: now,
         };
+        let ledger = kb.ledger();
         let target = SyncTarget {
             data_source_id: ds.id.get_ref().as_str(),
             source: source.as_ref(),
             chunker: chunker.as_ref(),
             embedder: kb.embedder.as_ref(),
             store: kb.store.as_ref(),
-            ledger: &kb.ledger,
+            ledger: &ledger,
             max_document_bytes: config.server.max_document_bytes,
         };
         let progress = SyncProgress::new(&ds.name);

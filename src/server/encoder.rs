@@ -1,0 +1,117 @@
+//! The query encoder behind a bounded queue, on a thread of its own. Waiting requests are
+//! embedded together in one batch; when the queue is full a request is refused at once
+//! (the caller answers 429) rather than waiting without bound.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use quarry_core::Embedder;
+use tokio::sync::oneshot;
+
+use super::error::ApiError;
+use super::metrics::Metrics;
+
+/// Texts embedded together at most.
+const MAX_BATCH: usize = 32;
+
+struct Job {
+    text: String,
+    reply: oneshot::Sender<Result<Vec<f32>, String>>,
+}
+
+#[derive(Clone)]
+pub struct EncoderQueue {
+    sender: SyncSender<Job>,
+    depth: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+}
+
+impl EncoderQueue {
+    pub fn start(
+        name: &str,
+        embedder: Arc<dyn Embedder>,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (sender, receiver) = sync_channel(capacity.max(1));
+        let depth = Arc::new(AtomicUsize::new(0));
+        let worker_depth = depth.clone();
+        let worker_metrics = metrics.clone();
+        std::thread::Builder::new()
+            .name(format!("encoder-{name}"))
+            .spawn(move || run(embedder, receiver, worker_depth, worker_metrics))
+            .expect("spawn the encoder thread");
+        Self {
+            sender,
+            depth,
+            metrics,
+        }
+    }
+
+    /// Embeds one query; `Throttling` at once when the queue is full.
+    pub async fn embed(&self, text: String) -> Result<Vec<f32>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        // Counted before sending, so the worker never takes away what was not yet added.
+        let d = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+        self.metrics.set_queue_depth(d);
+        let sent = self.sender.try_send(Job { text, reply });
+        if sent.is_err() {
+            self.depth.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(ApiError::Throttling(
+                    "too many requests are waiting for the encoder; retry later".into(),
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(ApiError::internal("the encoder thread has stopped"));
+            }
+        }
+        answer
+            .await
+            .map_err(|_| ApiError::internal("the encoder dropped the request"))?
+            .map_err(ApiError::internal)
+    }
+}
+
+fn run(
+    embedder: Arc<dyn Embedder>,
+    receiver: Receiver<Job>,
+    depth: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+) {
+    while let Ok(first) = receiver.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let d = depth
+            .fetch_sub(jobs.len(), Ordering::Relaxed)
+            .saturating_sub(jobs.len());
+        metrics.set_queue_depth(d);
+        let texts: Vec<&str> = jobs.iter().map(|j| j.text.as_str()).collect();
+        let tokens: usize = texts
+            .iter()
+            .map(|t| embedder.count_tokens(t).min(embedder.max_content_tokens()))
+            .sum();
+        match embedder.embed(&texts) {
+            Ok(vectors) => {
+                metrics.add_tokens_embedded(tokens);
+                for (job, v) in jobs.into_iter().zip(vectors) {
+                    let _ = job.reply.send(Ok(v));
+                }
+            }
+            Err(e) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}

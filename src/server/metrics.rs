@@ -1,0 +1,121 @@
+//! Counters for `/metrics`, in Prometheus' text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: &[f64] = &[0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    total: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), Histogram>>,
+    tokens_embedded: AtomicU64,
+    queue_depth: AtomicU64,
+    documents: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    pub fn observe_request(&self, operation: &str, status: u16, took: Duration) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let h = requests.entry((operation.to_owned(), status)).or_default();
+        if h.counts.is_empty() {
+            h.counts = vec![0; BUCKETS.len()];
+        }
+        let secs = took.as_secs_f64();
+        for (count, bound) in h.counts.iter_mut().zip(BUCKETS) {
+            if secs <= *bound {
+                *count += 1;
+            }
+        }
+        h.sum += secs;
+        h.total += 1;
+    }
+
+    pub fn add_tokens_embedded(&self, n: usize) {
+        self.tokens_embedded.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn set_queue_depth(&self, n: usize) {
+        self.queue_depth.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_documents(&self, outcome: &'static str, n: u64) {
+        if n > 0 {
+            *self
+                .documents
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(outcome)
+                .or_default() += n;
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP quarry_requests_total API requests by operation and HTTP status.\n# TYPE quarry_requests_total counter\n");
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        for ((op, status), h) in requests.iter() {
+            let _ = writeln!(
+                out,
+                "quarry_requests_total{{operation=\"{op}\",status=\"{status}\"}} {}",
+                h.total
+            );
+        }
+        out.push_str("# HELP quarry_request_duration_seconds API request latency.\n# TYPE quarry_request_duration_seconds histogram\n");
+        for ((op, status), h) in requests.iter() {
+            let labels = format!("operation=\"{op}\",status=\"{status}\"");
+            for (count, bound) in h.counts.iter().zip(BUCKETS) {
+                let _ = writeln!(
+                    out,
+                    "quarry_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "quarry_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.total
+            );
+            let _ = writeln!(
+                out,
+                "quarry_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "quarry_request_duration_seconds_count{{{labels}}} {}",
+                h.total
+            );
+        }
+        drop(requests);
+        let _ = writeln!(
+            out,
+            "# HELP quarry_tokens_embedded_total Word pieces embedded for queries.\n# TYPE quarry_tokens_embedded_total counter\nquarry_tokens_embedded_total {}",
+            self.tokens_embedded.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP quarry_encoder_queue_depth Queries waiting for the encoder.\n# TYPE quarry_encoder_queue_depth gauge\nquarry_encoder_queue_depth {}",
+            self.queue_depth.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP quarry_documents_total Documents handled by ingestion jobs, by outcome.\n# TYPE quarry_documents_total counter\n");
+        for (outcome, n) in self
+            .documents
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "quarry_documents_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        out
+    }
+}

@@ -1,0 +1,190 @@
+//! `quarry serve`: Bedrock's HTTP API (runtime and control plane) over the knowledge bases.
+//!
+//! CPU work never runs on the async runtime: query embedding goes through a bounded queue to
+//! the encoder's own thread, searches run in `spawn_blocking`, ingestion jobs on threads of
+//! their own.
+
+mod auth;
+mod encoder;
+mod error;
+mod jobs;
+mod metrics;
+mod registry;
+mod routes;
+mod sigv4;
+mod state;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use quarry_core::config::Config;
+
+use self::auth::{Auth, Principal};
+use self::error::ApiError;
+use self::jobs::JobManager;
+use self::metrics::Metrics;
+use self::registry::Registry;
+use self::state::AppState;
+
+pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    let address = listen.unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    let local = listener.local_addr()?;
+    let auth = Auth::from_config(&config.server, local.ip().is_loopback())?;
+    let metrics = Arc::new(Metrics::default());
+    let jobs = JobManager::new(
+        config.server.data_dir.clone(),
+        config.server.max_document_bytes,
+        metrics.clone(),
+    );
+    let registry = {
+        let metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || Registry::open(config, metrics)).await??
+    };
+    let state = Arc::new(AppState {
+        registry,
+        jobs,
+        auth,
+        metrics,
+    });
+    resume_jobs(&state);
+
+    let api = routes::api().layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
+    let app = Router::new()
+        .merge(api)
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async { ApiError::NotFound("no such operation".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state.clone());
+
+    if state.auth.is_open() {
+        eprintln!(
+            "quarry: authentication is OFF (no [[server.access_keys]] configured); serving on loopback only"
+        );
+    } else {
+        eprintln!(
+            "quarry: requests must be signed with AWS SigV4 (service \"bedrock\") by a configured access key"
+        );
+    }
+    println!(
+        "quarry: serving {} knowledge bases on http://{local}",
+        state.registry.all().len()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    eprintln!("quarry: shutting down; stopping running ingestion jobs");
+    let state_for_jobs = state.clone();
+    tokio::task::spawn_blocking(move || state_for_jobs.jobs.shutdown()).await?;
+    Ok(())
+}
+
+fn resume_jobs(state: &AppState) {
+    for (kb_id, ds_id) in state.jobs.take_resumable() {
+        let Ok(entry) = state.registry.get(&kb_id) else {
+            continue;
+        };
+        let Some(ds) = entry.kb.data_source(&ds_id).cloned() else {
+            continue;
+        };
+        match state
+            .jobs
+            .start(entry.kb.clone(), ds, Some("resumed after restart".into()))
+        {
+            Ok(job) => {
+                tracing::info!(job = %job.ingestion_job_id, data_source = %ds_id, "resumed an interrupted ingestion job")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, data_source = %ds_id, "could not resume an interrupted ingestion job")
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// Every response gets a request id; every request is counted, timed and audited.
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let path = req.uri().path().to_owned();
+    let request_id = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..),
+        fastrand::u16(..),
+        fastrand::u64(..) & 0xffff_ffff_ffff
+    );
+    let mut response = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    let operation = routes::operation(&method, matched.as_deref().unwrap_or(""));
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request(operation, status, started.elapsed());
+    if operation != "Metrics" {
+        let principal = response
+            .extensions()
+            .get::<Principal>()
+            .map(|p| p.name().to_owned())
+            .unwrap_or_else(|| "unauthenticated".into());
+        let knowledge_base = path
+            .strip_prefix("/knowledgebases/")
+            .and_then(|r| r.split('/').next())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("-");
+        tracing::info!(
+            target: "quarry::audit",
+            request_id,
+            principal,
+            operation,
+            knowledge_base,
+            status,
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+    response
+}

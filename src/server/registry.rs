@@ -1,0 +1,211 @@
+//! The knowledge bases the server serves: those declared in `knowledge-bases.toml`, and those
+//! created through the API, which are kept in `<data_dir>/api-knowledge-bases.toml` in the
+//! same shape as the configuration file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use quarry_core::config::{Config, KnowledgeBaseConfig};
+use serde::{Deserialize, Serialize};
+
+use super::encoder::EncoderQueue;
+use super::error::{ApiError, ApiResult};
+use super::metrics::Metrics;
+use crate::knowledge_base::{KnowledgeBase, Models};
+
+pub struct KbEntry {
+    pub kb: Arc<KnowledgeBase>,
+    pub from_api: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub encoder: EncoderQueue,
+}
+
+pub struct Registry {
+    pub config: Config,
+    models: Models,
+    encoders: std::sync::Mutex<BTreeMap<String, EncoderQueue>>,
+    entries: RwLock<BTreeMap<String, Arc<KbEntry>>>,
+    metrics: Arc<Metrics>,
+    started_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApiFile {
+    #[serde(default)]
+    knowledge_bases: Vec<KnowledgeBaseConfig>,
+}
+
+impl Registry {
+    pub fn open(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let registry = Self {
+            config,
+            models: Models::default(),
+            encoders: Default::default(),
+            entries: Default::default(),
+            metrics,
+            started_at: Utc::now(),
+        };
+        for kb in registry.config.knowledge_bases.clone() {
+            registry.insert(kb, false, registry.started_at)?;
+        }
+        let path = registry.api_file();
+        if path.is_file() {
+            let text = fs_err::read_to_string(&path)?;
+            let file: ApiFile =
+                toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+            for kb in file.knowledge_bases {
+                registry.insert(kb, true, registry.started_at)?;
+            }
+        }
+        Ok(registry)
+    }
+
+    fn api_file(&self) -> PathBuf {
+        self.config.server.data_dir.join("api-knowledge-bases.toml")
+    }
+
+    fn insert(
+        &self,
+        kb: KnowledgeBaseConfig,
+        from_api: bool,
+        created_at: DateTime<Utc>,
+    ) -> anyhow::Result<Arc<KbEntry>> {
+        let model_name = kb.embedding_model.get_ref().clone();
+        let embedder = self.models.get(&self.config, &model_name)?;
+        let encoder = {
+            let mut encoders = self.encoders.lock().unwrap_or_else(|p| p.into_inner());
+            encoders
+                .entry(model_name.clone())
+                .or_insert_with(|| {
+                    EncoderQueue::start(
+                        &model_name,
+                        embedder.clone(),
+                        self.config.server.max_queued_queries,
+                        self.metrics.clone(),
+                    )
+                })
+                .clone()
+        };
+        let id = kb.id.get_ref().to_string();
+        let knowledge_base = KnowledgeBase::open_with(&self.config.server.data_dir, kb, embedder)?;
+        let entry = Arc::new(KbEntry {
+            kb: Arc::new(knowledge_base),
+            from_api,
+            created_at,
+            updated_at: created_at,
+            encoder,
+        });
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, entry.clone());
+        Ok(entry)
+    }
+
+    /// A knowledge base by id (or name).
+    pub fn get(&self, id_or_name: &str) -> ApiResult<Arc<KbEntry>> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(id_or_name)
+            .or_else(|| entries.values().find(|e| e.kb.name() == id_or_name))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("knowledge base {id_or_name} does not exist"))
+            })
+    }
+
+    pub fn all(&self) -> Vec<Arc<KbEntry>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn model_exists(&self, name: &str) -> bool {
+        self.config.models.contains_key(name)
+    }
+
+    /// Adds a knowledge base made through the API and records it.
+    pub fn create(&self, kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
+        if self.all().iter().any(|e| e.kb.name() == kb.name.get_ref()) {
+            return Err(ApiError::Conflict(format!(
+                "a knowledge base named {} already exists",
+                kb.name.get_ref()
+            )));
+        }
+        let entry = self
+            .insert(kb, true, Utc::now())
+            .map_err(ApiError::internal)?;
+        self.save().map_err(ApiError::internal)?;
+        Ok(entry)
+    }
+
+    /// Replaces an API-made knowledge base's configuration (name, description).
+    pub fn update(&self, id: &str, kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
+        let old = self.get(id)?;
+        if !old.from_api {
+            return Err(ApiError::Validation(format!(
+                "knowledge base {id} is declared in knowledge-bases.toml; change it there"
+            )));
+        }
+        let new = Arc::new(KbEntry {
+            kb: Arc::new(
+                KnowledgeBase::open_with(&self.config.server.data_dir, kb, old.kb.embedder.clone())
+                    .map_err(ApiError::internal)?,
+            ),
+            from_api: true,
+            created_at: old.created_at,
+            updated_at: Utc::now(),
+            encoder: old.encoder.clone(),
+        });
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), new.clone());
+        self.save().map_err(ApiError::internal)?;
+        Ok(new)
+    }
+
+    /// Removes an API-made knowledge base and its data.
+    pub fn delete(&self, id: &str) -> ApiResult<Arc<KbEntry>> {
+        let entry = self.get(id)?;
+        if !entry.from_api {
+            return Err(ApiError::Validation(format!(
+                "knowledge base {id} is declared in knowledge-bases.toml; remove it there"
+            )));
+        }
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(entry.kb.id());
+        self.save().map_err(ApiError::internal)?;
+        if let Err(e) = std::fs::remove_dir_all(&entry.kb.dir) {
+            tracing::warn!(dir = %entry.kb.dir.display(), error = %e, "could not remove the knowledge base's data");
+        }
+        Ok(entry)
+    }
+
+    fn save(&self) -> anyhow::Result<()> {
+        let file = ApiFile {
+            knowledge_bases: self
+                .all()
+                .iter()
+                .filter(|e| e.from_api)
+                .map(|e| e.kb.config.clone())
+                .collect(),
+        };
+        let path = self.api_file();
+        fs_err::create_dir_all(&self.config.server.data_dir)?;
+        let tmp = path.with_extension("toml.tmp");
+        fs_err::write(&tmp, toml::to_string(&file)?)?;
+        fs_err::rename(&tmp, &path)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Request bodies: JSON parsed into typed requests, with Bedrock's ValidationException
+//! naming the field when they do not fit.
+
+use axum::body::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::server::error::{ApiError, ApiResult};
+
+pub fn json<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
+    let text: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::Validation(format!("request body: {inner}"))
+        } else {
+            ApiError::Validation(format!("{path}: {inner}"))
+        }
+    })
+}
+
+/// A page of `items` after `next_token`, and the token of the next page.
+pub fn page<T: Clone>(
+    items: &[T],
+    max_results: Option<usize>,
+    next_token: Option<&str>,
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    let start = match next_token {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("offset-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| {
+                ApiError::Validation(format!("nextToken {t:?} is not one this server issued"))
+            })?,
+    };
+    let size = max_results.unwrap_or(1000);
+    if !(1..=1000).contains(&size) {
+        return Err(ApiError::Validation(format!(
+            "maxResults must be between 1 and 1000, got {size}"
+        )));
+    }
+    let end = (start + size).min(items.len());
+    let page = items
+        .get(start.min(items.len())..end)
+        .unwrap_or_default()
+        .to_vec();
+    let next = (end < items.len()).then(|| format!("offset-{end}"));
+    Ok((page, next))
+}

@@ -1,0 +1,187 @@
+//! Start, get, list and stop ingestion jobs.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use quarry_ingest::IngestionJob;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::{json, page};
+use super::data_sources::knowledge_base;
+use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::state::AppState;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct StartRequest {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    client_token: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListRequest {
+    #[serde(default)]
+    filters: Option<Vec<JobFilter>>,
+    #[serde(default)]
+    sort_by: Option<SortBy>,
+    #[serde(default)]
+    max_results: Option<usize>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JobFilter {
+    attribute: String,
+    operator: String,
+    values: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SortBy {
+    attribute: String,
+    order: String,
+}
+
+fn status_name(job: &IngestionJob) -> String {
+    serde_json::to_value(job.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    Path((kb, ds)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let entry = knowledge_base(&state, &principal, &kb)?;
+    let req: StartRequest = json(&body)?;
+    let source = entry.kb.data_source(&ds).cloned().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "data source {ds} does not exist in knowledge base {kb}"
+        ))
+    })?;
+    let kb = entry.kb.clone();
+    let job = tokio::task::spawn_blocking(move || state.jobs.start(kb, source, req.description))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "ingestionJob": job }))))
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path((kb, ds, job)): Path<(String, String, String)>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<Value>> {
+    let entry = knowledge_base(&state, &principal, &kb)?;
+    let found = entry.kb.ledger().job(&job).map_err(ApiError::internal)?;
+    match found {
+        Some(j)
+            if j.data_source_id == ds
+                || entry
+                    .kb
+                    .data_source(&ds)
+                    .is_some_and(|d| d.id.get_ref().as_str() == j.data_source_id) =>
+        {
+            Ok(Json(json!({ "ingestionJob": j })))
+        }
+        _ => Err(ApiError::NotFound(format!(
+            "ingestion job {job} does not exist in data source {ds}"
+        ))),
+    }
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Path((kb, ds)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let entry = knowledge_base(&state, &principal, &kb)?;
+    let req: ListRequest = json(&body)?;
+    let source = entry.kb.data_source(&ds).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "data source {ds} does not exist in knowledge base {kb}"
+        ))
+    })?;
+    let mut jobs = entry
+        .kb
+        .ledger()
+        .jobs(Some(source.id.get_ref().as_str()))
+        .map_err(ApiError::internal)?;
+    for f in req.filters.unwrap_or_default() {
+        if f.attribute != "STATUS" || f.operator != "EQ" {
+            return Err(ApiError::Validation(
+                "filters: only attribute STATUS with operator EQ is supported".into(),
+            ));
+        }
+        jobs.retain(|j| f.values.contains(&status_name(j)));
+    }
+    if let Some(sort) = req.sort_by {
+        match sort.attribute.as_str() {
+            "STARTED_AT" => jobs.sort_by_key(|j| j.started_at),
+            "STATUS" => jobs.sort_by_key(status_name),
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "sortBy.attribute {other:?} must be STATUS or STARTED_AT"
+                )));
+            }
+        }
+        match sort.order.as_str() {
+            "ASCENDING" => {}
+            "DESCENDING" => jobs.reverse(),
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "sortBy.order {other:?} must be ASCENDING or DESCENDING"
+                )));
+            }
+        }
+    }
+    let summaries: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            let mut v = serde_json::to_value(j).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("failureReasons");
+            }
+            v
+        })
+        .collect();
+    let (items, next) = page(&summaries, req.max_results, req.next_token.as_deref())?;
+    let mut out = json!({ "ingestionJobSummaries": items });
+    if let Some(n) = next {
+        out["nextToken"] = json!(n);
+    }
+    Ok(Json(out))
+}
+
+pub async fn stop(
+    State(state): State<Arc<AppState>>,
+    Path((kb, ds, job)): Path<(String, String, String)>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let entry = knowledge_base(&state, &principal, &kb)?;
+    let source = entry.kb.data_source(&ds).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "data source {ds} does not exist in knowledge base {kb}"
+        ))
+    })?;
+    let stopped = state
+        .jobs
+        .stop(&entry.kb, source.id.get_ref().as_str(), &job)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "ingestionJob": stopped })),
+    ))
+}

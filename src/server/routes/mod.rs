@@ -1,0 +1,74 @@
+//! Bedrock's paths, one module per group of operations.
+
+mod body;
+mod data_sources;
+mod ingestion_jobs;
+mod knowledge_bases;
+mod retrieve;
+mod shapes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+
+use super::state::AppState;
+
+/// The signed API (everything but `/metrics`).
+pub fn api() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/knowledgebases/{kb}/retrieve", post(retrieve::retrieve))
+        .route(
+            "/knowledgebases/",
+            put(knowledge_bases::create).post(knowledge_bases::list),
+        )
+        .route(
+            "/knowledgebases/{kb}",
+            get(knowledge_bases::get)
+                .put(knowledge_bases::update)
+                .delete(knowledge_bases::delete),
+        )
+        .route(
+            "/knowledgebases/{kb}/datasources/",
+            put(data_sources::create).post(data_sources::list),
+        )
+        .route(
+            "/knowledgebases/{kb}/datasources/{ds}",
+            get(data_sources::get),
+        )
+        .route(
+            "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/",
+            put(ingestion_jobs::start).post(ingestion_jobs::list),
+        )
+        .route(
+            "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/{job}",
+            get(ingestion_jobs::get),
+        )
+        .route(
+            "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/{job}/stop",
+            post(ingestion_jobs::stop),
+        )
+}
+
+/// The Bedrock operation a request is, for metrics and the audit log.
+pub fn operation(method: &str, matched: &str) -> &'static str {
+    match (method, matched) {
+        ("POST", "/knowledgebases/{kb}/retrieve") => "Retrieve",
+        ("PUT", "/knowledgebases/") => "CreateKnowledgeBase",
+        ("POST", "/knowledgebases/") => "ListKnowledgeBases",
+        ("GET", "/knowledgebases/{kb}") => "GetKnowledgeBase",
+        ("PUT", "/knowledgebases/{kb}") => "UpdateKnowledgeBase",
+        ("DELETE", "/knowledgebases/{kb}") => "DeleteKnowledgeBase",
+        ("PUT", "/knowledgebases/{kb}/datasources/") => "CreateDataSource",
+        ("POST", "/knowledgebases/{kb}/datasources/") => "ListDataSources",
+        ("GET", "/knowledgebases/{kb}/datasources/{ds}") => "GetDataSource",
+        ("PUT", "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/") => "StartIngestionJob",
+        ("POST", "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/") => "ListIngestionJobs",
+        ("GET", "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/{job}") => "GetIngestionJob",
+        ("POST", "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/{job}/stop") => {
+            "StopIngestionJob"
+        }
+        ("GET", "/metrics") => "Metrics",
+        _ => "Unknown",
+    }
+}

@@ -1,0 +1,153 @@
+//! `POST /knowledgebases/{knowledgeBaseId}/retrieve`: Bedrock's Retrieve.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use quarry_core::Filter;
+use quarry_retrieve::{MAX_RESULTS, RetrievalResult, RetrieveResponse};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::body::json;
+use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetrieveRequest {
+    retrieval_query: RetrievalQuery,
+    #[serde(default)]
+    retrieval_configuration: Option<RetrievalConfiguration>,
+    #[serde(default)]
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RetrievalQuery {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    image: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetrievalConfiguration {
+    vector_search_configuration: VectorSearchConfiguration,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VectorSearchConfiguration {
+    #[serde(default)]
+    number_of_results: Option<i64>,
+    #[serde(default)]
+    override_search_type: Option<String>,
+    #[serde(default)]
+    filter: Option<Value>,
+    #[serde(default)]
+    reranking_configuration: Option<Value>,
+    #[serde(default)]
+    implicit_filter_configuration: Option<Value>,
+}
+
+const MAX_QUERY_CHARS: usize = 20_000;
+
+pub async fn retrieve(
+    State(state): State<Arc<AppState>>,
+    Path(kb): Path<String>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<RetrieveResponse>> {
+    let entry = state.registry.get(&kb)?;
+    principal.check(entry.kb.id(), entry.kb.name())?;
+    let req: RetrieveRequest = json(&body)?;
+    if req.retrieval_query.image.is_some() || req.retrieval_query.kind.as_deref() == Some("IMAGE") {
+        return Err(ApiError::Validation(
+            "retrievalQuery: image queries are not supported; send text".into(),
+        ));
+    }
+    let text = req
+        .retrieval_query
+        .text
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| ApiError::Validation("retrievalQuery.text is required".into()))?;
+    if text.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::Validation(format!(
+            "retrievalQuery.text is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let config = req
+        .retrieval_configuration
+        .map(|c| c.vector_search_configuration);
+    let mut k = 5usize;
+    let mut filter = None;
+    if let Some(c) = config {
+        if let Some(n) = c.number_of_results {
+            if !(1..=MAX_RESULTS as i64).contains(&n) {
+                return Err(ApiError::Validation(format!(
+                    "retrievalConfiguration.vectorSearchConfiguration.numberOfResults must be between 1 and {MAX_RESULTS}, got {n}"
+                )));
+            }
+            k = n as usize;
+        }
+        match c.override_search_type.as_deref() {
+            None | Some("SEMANTIC") => {}
+            Some("HYBRID") => {
+                return Err(ApiError::Validation(
+                    "retrievalConfiguration.vectorSearchConfiguration.overrideSearchType HYBRID needs a lexical (BM25) index, which this server does not build yet; use SEMANTIC".into(),
+                ));
+            }
+            Some(other) => {
+                return Err(ApiError::Validation(format!(
+                    "retrievalConfiguration.vectorSearchConfiguration.overrideSearchType must be SEMANTIC or HYBRID, got {other:?}"
+                )));
+            }
+        }
+        if c.reranking_configuration.is_some() || c.implicit_filter_configuration.is_some() {
+            return Err(ApiError::Validation(
+                "retrievalConfiguration.vectorSearchConfiguration: rerankingConfiguration and implicitFilterConfiguration are not supported".into(),
+            ));
+        }
+        if let Some(f) = c.filter {
+            filter = Some(Filter::from_json(&f).map_err(|e| {
+                ApiError::Validation(format!(
+                    "retrievalConfiguration.vectorSearchConfiguration.{e}"
+                ))
+            })?);
+        }
+    }
+    let offset = match req.next_token.as_deref() {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("offset-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n < MAX_RESULTS)
+            .ok_or_else(|| {
+                ApiError::Validation(format!("nextToken {t:?} is not one this server issued"))
+            })?,
+    };
+    let wanted = (offset + k).min(MAX_RESULTS);
+    let vector = entry.encoder.embed(text).await?;
+    let store = entry.kb.store.clone();
+    let hits = tokio::task::spawn_blocking(move || store.search(&vector, wanted, filter.as_ref()))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let full_page = hits.len() == wanted;
+    let retrieval_results: Vec<RetrievalResult> = hits
+        .into_iter()
+        .skip(offset)
+        .map(RetrievalResult::from)
+        .collect();
+    let next_token = (full_page && wanted < MAX_RESULTS).then(|| format!("offset-{wanted}"));
+    Ok(Json(RetrieveResponse {
+        retrieval_results,
+        next_token,
+    }))
+}

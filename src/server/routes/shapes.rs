@@ -1,0 +1,123 @@
+//! Bedrock's control-plane JSON for knowledge bases and data sources.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use quarry_core::config::{ChunkingConfig, DataSourceConfig, DataSourceKind, VectorStoreConfig};
+use serde_json::{Value, json};
+
+use crate::server::registry::KbEntry;
+
+/// The account id in the ARNs Quarry makes up for its resources.
+const ACCOUNT: &str = "000000000000";
+
+pub fn timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn embedding_model_arn(model: &str) -> String {
+    format!("arn:aws:bedrock:us-east-1::foundation-model/{model}")
+}
+
+/// The model a Bedrock model ARN names: the part after `foundation-model/`, or the whole.
+pub fn model_from_arn(arn: &str) -> &str {
+    arn.rsplit_once("foundation-model/").map_or(arn, |(_, m)| m)
+}
+
+pub fn knowledge_base(e: &KbEntry) -> Value {
+    let kb = &e.kb.config;
+    let storage = match kb.vector_store {
+        VectorStoreConfig::Hnsw => "QUARRY_HNSW",
+    };
+    let mut v = json!({
+        "knowledgeBaseId": kb.id.get_ref().as_str(),
+        "name": kb.name.get_ref(),
+        "knowledgeBaseArn": format!("arn:aws:bedrock:us-east-1:{ACCOUNT}:knowledge-base/{}", kb.id.get_ref()),
+        "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/quarry"),
+        "knowledgeBaseConfiguration": {
+            "type": "VECTOR",
+            "vectorKnowledgeBaseConfiguration": { "embeddingModelArn": embedding_model_arn(kb.embedding_model.get_ref()) }
+        },
+        "storageConfiguration": { "type": storage },
+        "status": "ACTIVE",
+        "createdAt": timestamp(&e.created_at),
+        "updatedAt": timestamp(&e.updated_at),
+    });
+    if let Some(d) = &kb.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+pub fn knowledge_base_summary(e: &KbEntry) -> Value {
+    let full = knowledge_base(e);
+    let mut v = json!({
+        "knowledgeBaseId": full["knowledgeBaseId"],
+        "name": full["name"],
+        "status": "ACTIVE",
+        "updatedAt": full["updatedAt"],
+    });
+    if let Some(d) = full.get("description") {
+        v["description"] = d.clone();
+    }
+    v
+}
+
+pub fn chunking(config: &ChunkingConfig, model_limit: usize) -> Value {
+    match *config {
+        // Bedrock reports its default as fixed-size chunks of 300 tokens with 20% overlap.
+        ChunkingConfig::Default => json!({
+            "chunkingStrategy": "FIXED_SIZE",
+            "fixedSizeChunkingConfiguration": {
+                "maxTokens": quarry_chunkers::DEFAULT_MAX_TOKENS.min(model_limit),
+                "overlapPercentage": quarry_chunkers::DEFAULT_OVERLAP_PERCENTAGE
+            }
+        }),
+        ChunkingConfig::FixedSize {
+            max_tokens,
+            overlap_percentage,
+        } => json!({
+            "chunkingStrategy": "FIXED_SIZE",
+            "fixedSizeChunkingConfiguration": { "maxTokens": max_tokens, "overlapPercentage": overlap_percentage }
+        }),
+        ChunkingConfig::None => json!({ "chunkingStrategy": "NONE" }),
+    }
+}
+
+pub fn data_source(e: &KbEntry, ds: &DataSourceConfig) -> Value {
+    // A local folder has no Bedrock equivalent; CUSTOM is Bedrock's type for documents
+    // that come from outside AWS.
+    let configuration = match ds.kind {
+        DataSourceKind::Local => json!({ "type": "CUSTOM" }),
+    };
+    let mut v = json!({
+        "knowledgeBaseId": e.kb.id(),
+        "dataSourceId": ds.id.get_ref().as_str(),
+        "name": ds.name,
+        "status": "AVAILABLE",
+        "dataSourceConfiguration": configuration,
+        "vectorIngestionConfiguration": {
+            "chunkingConfiguration": chunking(&ds.chunking, e.kb.embedder.max_content_tokens())
+        },
+        "dataDeletionPolicy": "DELETE",
+        "createdAt": timestamp(&e.created_at),
+        "updatedAt": timestamp(&e.updated_at),
+    });
+    if let Some(d) = &ds.description {
+        v["description"] = json!(d);
+    }
+    v
+}
+
+pub fn data_source_summary(e: &KbEntry, ds: &DataSourceConfig) -> Value {
+    let full = data_source(e, ds);
+    let mut v = json!({
+        "knowledgeBaseId": full["knowledgeBaseId"],
+        "dataSourceId": full["dataSourceId"],
+        "name": full["name"],
+        "status": "AVAILABLE",
+        "updatedAt": full["updatedAt"],
+    });
+    if let Some(d) = full.get("description") {
+        v["description"] = d.clone();
+    }
+    v
+}

@@ -1,0 +1,15 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use super::auth::Auth;
+use super::jobs::JobManager;
+use super::metrics::Metrics;
+use super::registry::Registry;
+
+pub struct AppState {
+    pub registry: Registry,
+    pub jobs: JobManager,
+    pub auth: Auth,
+    pub metrics: Arc<Metrics>,
+}
