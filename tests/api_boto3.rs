@@ -1,0 +1,40 @@
+//! The HTTP API through the real AWS SDK for Python (boto3): each test runs one module of
+//! `tests/boto3/` against the real `quarry serve`, which the module starts on a free port.
+
+use std::process::Command;
+
+fn run_module(module: &str) {
+    let dir = common::repo_root().join("tests/boto3");
+    common::model_dir();
+    let out = Command::new("python3")
+        .args(["-m", "unittest", "-v", module])
+        .current_dir(&dir)
+        .env("QUARRY_BIN", env!("CARGO_BIN_EXE_quarry"))
+        .output()
+        .expect("python3 runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{module} failed:\n{log}");
+    eprintln!("{log}");
+}
+
+mod common;
+
+#[test]
+fn retrieve_through_boto3() {
+    run_module("test_runtime");
+}
+
+#[test]
+fn sigv4_auth_through_boto3() {
+    run_module("test_auth");
+}
+
+#[test]
+fn control_plane_through_boto3() {
+    run_module("test_control_plane");
+}
+
+#[test]
+fn throttling_metrics_and_shutdown() {
+    run_module("test_operations");
+}
