@@ -6,18 +6,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, anyhow};
 use quarry_core::config::{
-    Config, DataSourceConfig, DataSourceKind, KnowledgeBaseConfig, ModelConfig, VectorStoreConfig,
+    Config, DataSourceConfig, DataSourceKind, KnowledgeBaseConfig, ModelConfig, S3Defaults,
+    VectorStoreConfig,
 };
 use quarry_core::{Chunker, Embedder, TokenCounter, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles};
-use quarry_ingest::{Ledger, LocalFolder, Source};
+use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError};
 use quarry_vectorstores::{HnswParams, HnswStore};
 
 pub struct KnowledgeBase {
     pub config: KnowledgeBaseConfig,
     pub embedder: Arc<dyn Embedder>,
     pub store: Arc<dyn VectorStore>,
-    ledger: Mutex<Ledger>,
+    ledger: Arc<Mutex<Ledger>>,
     pub dir: PathBuf,
 }
 
@@ -62,9 +63,21 @@ impl KnowledgeBase {
             config,
             embedder,
             store,
-            ledger: Mutex::new(ledger),
+            ledger: Arc::new(Mutex::new(ledger)),
             dir,
         })
+    }
+
+    /// The same knowledge base (same store, ledger and model) under a new configuration:
+    /// anything still using the old handle keeps writing to the same index.
+    pub fn reconfigured(&self, config: KnowledgeBaseConfig) -> Self {
+        Self {
+            config,
+            embedder: self.embedder.clone(),
+            store: self.store.clone(),
+            ledger: self.ledger.clone(),
+            dir: self.dir.clone(),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -111,8 +124,9 @@ pub fn ledger_path_for(config: &Config, kb: &KnowledgeBaseConfig) -> PathBuf {
     ledger_path(&config.server.data_dir.join(kb.id.get_ref().as_str()))
 }
 
-pub fn source_for(ds: &DataSourceConfig) -> Box<dyn Source> {
-    match ds.kind {
+/// The source a data source reads; S3 settings it leaves out come from `[s3]`.
+pub fn source_for(ds: &DataSourceConfig, s3: &S3Defaults) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match ds.kind {
         DataSourceKind::Local => Box::new(LocalFolder::new(
             ds.path
                 .as_ref()
@@ -120,7 +134,13 @@ pub fn source_for(ds: &DataSourceConfig) -> Box<dyn Source> {
                 .get_ref()
                 .clone(),
         )),
-    }
+        DataSourceKind::S3 => Box::new(S3Bucket::connect(S3Location {
+            bucket: ds.bucket.clone().unwrap_or_default(),
+            prefixes: ds.inclusion_prefixes.clone(),
+            endpoint_url: ds.endpoint_url.clone().or_else(|| s3.endpoint_url.clone()),
+            region: ds.region.clone().or_else(|| s3.region.clone()),
+        })?),
+    })
 }
 
 pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedder>> {

@@ -43,6 +43,9 @@ enum Command {
     Jobs(commands::jobs::JobsArgs),
     /// Serve Bedrock's Knowledge Bases API over HTTP.
     Serve(commands::serve::ServeArgs),
+    /// Helpers for benchmarks.
+    #[command(subcommand, hide = true)]
+    Bench(commands::bench::BenchCommand),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => commands::embed::run(&cli.config, args),
         Command::Jobs(args) => commands::jobs::run(&cli.config, args),
         Command::Serve(args) => commands::serve::run(&cli.config, args),
+        Command::Bench(command) => commands::bench::run(&cli.config, command),
     };
     match result {
         Ok(code) => code,

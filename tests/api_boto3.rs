@@ -38,3 +38,8 @@ fn control_plane_through_boto3() {
 fn throttling_metrics_and_shutdown() {
     run_module("test_operations");
 }
+
+#[test]
+fn s3_data_sources_through_boto3() {
+    run_module("test_s3_data_sources");
+}

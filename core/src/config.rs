@@ -19,6 +19,20 @@ pub struct Config {
     pub models: BTreeMap<String, ModelConfig>,
     #[serde(default)]
     pub knowledge_bases: Vec<KnowledgeBaseConfig>,
+    /// Defaults for S3 data sources (and the only S3 settings of those made through the API).
+    #[serde(default)]
+    pub s3: S3Defaults,
+}
+
+/// Where S3 data sources are read from when they do not say: an S3-compatible endpoint
+/// (MinIO, Ceph, moto) and a region. Credentials come from the standard AWS chain.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Defaults {
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +149,16 @@ pub struct DataSourceConfig {
     /// For `local` sources: the folder to index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<Spanned<PathBuf>>,
+    /// For `s3` sources: the bucket, the key prefixes to index (all keys when empty), and
+    /// optionally an S3-compatible endpoint and a region (else `[s3]`'s, else AWS's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inclusion_prefixes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     #[serde(default)]
     pub chunking: ChunkingConfig,
 }
@@ -143,6 +167,7 @@ pub struct DataSourceConfig {
 #[serde(rename_all = "lowercase")]
 pub enum DataSourceKind {
     Local,
+    S3,
 }
 
 /// Bedrock's chunking strategies and their fields.
@@ -238,6 +263,35 @@ impl Config {
                             *path = Spanned::new(span, base.join(path.get_ref()));
                         }
                     }
+                    (DataSourceKind::S3, Some(_)) => {
+                        return Err(ConfigError {
+                            span: Some(ds.id.span()),
+                            field: here("path"),
+                            message: "an s3 data source reads `bucket`, not `path`".into(),
+                        });
+                    }
+                    (DataSourceKind::S3, None) => {
+                        if ds.bucket.as_deref().is_none_or(str::is_empty) {
+                            return Err(ConfigError {
+                                span: Some(ds.id.span()),
+                                field: here("bucket"),
+                                message: "an s3 data source needs `bucket`".into(),
+                            });
+                        }
+                    }
+                }
+                if ds.kind == DataSourceKind::Local
+                    && (ds.bucket.is_some()
+                        || !ds.inclusion_prefixes.is_empty()
+                        || ds.endpoint_url.is_some())
+                {
+                    return Err(ConfigError {
+                        span: Some(ds.id.span()),
+                        field: here("bucket"),
+                        message:
+                            "bucket, inclusion_prefixes and endpoint_url belong to s3 data sources"
+                                .into(),
+                    });
                 }
                 if let ChunkingConfig::FixedSize {
                     max_tokens,

@@ -12,4 +12,6 @@ pub mod sync;
 pub use job::{IngestionJob, JobStatus, Statistics};
 pub use ledger::Ledger;
 pub use sources::{LocalFolder, Source, SourceError, SourceObject};
+#[cfg(feature = "s3")]
+pub use sources::{S3Bucket, S3Location};
 pub use sync::{SyncObserver, SyncTarget, run_sync};

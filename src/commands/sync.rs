@@ -41,7 +41,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let mut all_ok = true;
     for ds in sources {
         let chunker = kb.chunker(&ds)?;
-        let source = source_for(&ds);
+        let source = source_for(&ds, &config.s3)?;
         let now = Utc::now();
         let mut job = IngestionJob {
             knowledge_base_id: kb.id().to_owned(),

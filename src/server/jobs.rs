@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use chrono::Utc;
-use quarry_core::config::DataSourceConfig;
+use quarry_core::config::{DataSourceConfig, S3Defaults};
 use quarry_core::ids::ResourceId;
 use quarry_ingest::{IngestionJob, JobStatus, Statistics, SyncTarget, run_sync};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,7 @@ pub struct JobManager {
     metrics: Arc<Metrics>,
     resume_file: PathBuf,
     max_document_bytes: u64,
+    s3: S3Defaults,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -41,12 +42,18 @@ struct Resume {
 }
 
 impl JobManager {
-    pub fn new(data_dir: PathBuf, max_document_bytes: u64, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        data_dir: PathBuf,
+        max_document_bytes: u64,
+        s3: S3Defaults,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             running: Default::default(),
             metrics,
             resume_file: data_dir.join("resume-jobs.json"),
             max_document_bytes,
+            s3,
         }
     }
 
@@ -88,10 +95,20 @@ impl JobManager {
         let thread_stop = stop.clone();
         let metrics = self.metrics.clone();
         let max_document_bytes = self.max_document_bytes;
+        let s3 = self.s3.clone();
         let thread = std::thread::Builder::new()
             .name(format!("sync-{}", key.1))
             .spawn(move || {
-                let source = source_for(&ds);
+                let source = match source_for(&ds, &s3) {
+                    Ok(source) => source,
+                    Err(e) => {
+                        job.status = JobStatus::Failed;
+                        job.failure_reasons.push(e.to_string());
+                        job.updated_at = Utc::now();
+                        let _ = ledger.save_job(&job);
+                        return;
+                    }
+                };
                 let target = SyncTarget {
                     data_source_id: ds.id.get_ref().as_str(),
                     source: source.as_ref(),

@@ -44,6 +44,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     let jobs = JobManager::new(
         config.server.data_dir.clone(),
         config.server.max_document_bytes,
+        config.s3.clone(),
         metrics.clone(),
     );
     let registry = {

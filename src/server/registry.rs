@@ -147,7 +147,8 @@ impl Registry {
         Ok(entry)
     }
 
-    /// Replaces an API-made knowledge base's configuration (name, description).
+    /// Replaces an API-made knowledge base's configuration (name, description, data
+    /// sources), keeping its store and ledger.
     pub fn update(&self, id: &str, kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
         let old = self.get(id)?;
         if !old.from_api {
@@ -156,10 +157,7 @@ impl Registry {
             )));
         }
         let new = Arc::new(KbEntry {
-            kb: Arc::new(
-                KnowledgeBase::open_with(&self.config.server.data_dir, kb, old.kb.embedder.clone())
-                    .map_err(ApiError::internal)?,
-            ),
+            kb: Arc::new(old.kb.reconfigured(kb)),
             from_api: true,
             created_at: old.created_at,
             updated_at: Utc::now(),

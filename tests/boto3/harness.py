@@ -27,7 +27,8 @@ class Server:
     """A scratch workspace (fixtures copied into docs/, a config with two access keys)
     and the server running on it."""
 
-    def __init__(self, extra_server_toml="", generated_docs=0, auth=True):
+    def __init__(self, extra_server_toml="", generated_docs=0, auth=True, extra_toml="", env=None):
+        self.env = env or {}
         self.dir = tempfile.mkdtemp(prefix="quarry-boto3-")
         shutil.copytree(FIXTURES, os.path.join(self.dir, "docs"))
         os.makedirs(os.path.join(self.dir, "bulk"))
@@ -77,12 +78,13 @@ id = "BULKDS0001"
 name = "notes"
 type = "local"
 path = "bulk"
+{extra_toml}
 """)
         self.process = None
         self.start()
 
     def start(self):
-        env = dict(os.environ, QUARRY_TEST_SECRET=SECRET, QUARRY_TEST_LIMITED_SECRET=LIMITED_SECRET)
+        env = dict(os.environ, QUARRY_TEST_SECRET=SECRET, QUARRY_TEST_LIMITED_SECRET=LIMITED_SECRET, **self.env)
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.process = subprocess.Popen(
             [os.environ["QUARRY_BIN"], "--config", os.path.join(self.dir, "knowledge-bases.toml"), "serve", "--listen", "127.0.0.1:0"],
@@ -144,3 +146,37 @@ path = "bulk"
                 return job
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Server:
+    """moto's S3 server on a free loopback port."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url, timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break
+            except Exception:
+                if time.time() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("moto_server did not start")
+                time.sleep(0.2)
+        self.client = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                                   aws_access_key_id="test", aws_secret_access_key="test")
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)

@@ -2,8 +2,12 @@
 //! sidecars alike) with a version that changes when the object does, and fetches one.
 
 mod local;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use local::LocalFolder;
+#[cfg(feature = "s3")]
+pub use s3::{S3Bucket, S3Location};
 
 /// One object of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]

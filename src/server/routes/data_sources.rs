@@ -5,8 +5,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use quarry_core::config::{ChunkingConfig, DataSourceConfig, DataSourceKind};
+use quarry_core::ids::ResourceId;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use serde_spanned::Spanned;
 
 use super::body::{json, page};
 use super::shapes;
@@ -74,14 +78,246 @@ pub async fn get(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataSourceRequest {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    data_source_configuration: DataSourceConfiguration,
+    #[serde(default)]
+    vector_ingestion_configuration: Option<VectorIngestionConfiguration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DataSourceConfiguration {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    s3_configuration: Option<S3Configuration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct S3Configuration {
+    bucket_arn: String,
+    #[serde(default)]
+    inclusion_prefixes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VectorIngestionConfiguration {
+    #[serde(default)]
+    chunking_configuration: Option<ChunkingConfiguration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChunkingConfiguration {
+    chunking_strategy: String,
+    #[serde(default)]
+    fixed_size_chunking_configuration: Option<FixedSize>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FixedSize {
+    max_tokens: usize,
+    overlap_percentage: u8,
+}
+
+/// A data source's configuration from a Create/UpdateDataSource request.
+fn data_source_config(
+    entry: &KbEntry,
+    id: ResourceId,
+    req: DataSourceRequest,
+) -> ApiResult<DataSourceConfig> {
+    super::knowledge_bases::valid_name(&req.name)?;
+    let c = req.data_source_configuration;
+    if c.kind != "S3" {
+        return Err(ApiError::Validation(format!(
+            "dataSourceConfiguration.type {} is not supported; use S3",
+            c.kind
+        )));
+    }
+    let s3 = c.s3_configuration.ok_or_else(|| {
+        ApiError::Validation("dataSourceConfiguration.s3Configuration is required".into())
+    })?;
+    let bucket = s3
+        .bucket_arn
+        .strip_prefix("arn:aws:s3:::")
+        .filter(|b| !b.is_empty() && !b.contains('/'))
+        .ok_or_else(|| {
+            ApiError::Validation(format!(
+                "bucketArn {:?} must look like arn:aws:s3:::BUCKET",
+                s3.bucket_arn
+            ))
+        })?;
+    let chunking = match req
+        .vector_ingestion_configuration
+        .and_then(|v| v.chunking_configuration)
+    {
+        None => ChunkingConfig::Default,
+        Some(c) => match (
+            c.chunking_strategy.as_str(),
+            c.fixed_size_chunking_configuration,
+        ) {
+            ("FIXED_SIZE", Some(f)) => ChunkingConfig::FixedSize {
+                max_tokens: f.max_tokens,
+                overlap_percentage: f.overlap_percentage,
+            },
+            ("FIXED_SIZE", None) => {
+                return Err(ApiError::Validation("chunkingConfiguration.fixedSizeChunkingConfiguration is required for FIXED_SIZE".into()));
+            }
+            ("NONE", _) => ChunkingConfig::None,
+            (other, _) => {
+                return Err(ApiError::Validation(format!(
+                    "chunkingConfiguration.chunkingStrategy {other} is not supported yet; use FIXED_SIZE or NONE"
+                )));
+            }
+        },
+    };
+    let ds = DataSourceConfig {
+        id: Spanned::new(0..0, id),
+        name: req.name,
+        description: req.description,
+        kind: DataSourceKind::S3,
+        path: None,
+        bucket: Some(bucket.to_owned()),
+        inclusion_prefixes: s3.inclusion_prefixes,
+        endpoint_url: None,
+        region: None,
+        chunking,
+    };
+    entry
+        .kb
+        .chunker(&ds)
+        .map_err(|e| ApiError::Validation(format!("{e:#}")))?;
+    Ok(ds)
+}
+
+fn api_made(entry: &KbEntry) -> ApiResult<()> {
+    if entry.from_api {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(format!(
+            "knowledge base {} is declared in knowledge-bases.toml; change its data sources there",
+            entry.kb.id()
+        )))
+    }
+}
+
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Path(kb): Path<String>,
     Extension(principal): Extension<Principal>,
-    _body: Bytes,
+    body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    knowledge_base(&state, &principal, &kb)?;
-    Err(ApiError::Validation(
-        "this server serves the data sources declared in knowledge-bases.toml (local folders); data sources of type S3 created through the API need S3 support, which it does not have yet".into(),
+    let entry = knowledge_base(&state, &principal, &kb)?;
+    api_made(&entry)?;
+    let req: DataSourceRequest = json(&body)?;
+    if entry
+        .kb
+        .config
+        .data_sources
+        .iter()
+        .any(|d| d.name == req.name)
+    {
+        return Err(ApiError::Conflict(format!(
+            "a data source named {} already exists",
+            req.name
+        )));
+    }
+    let ds = data_source_config(&entry, ResourceId::random(), req)?;
+    let mut config = entry.kb.config.clone();
+    config.data_sources.push(ds.clone());
+    let id = entry.kb.id().to_owned();
+    let updated = tokio::task::spawn_blocking(move || state.registry.update(&id, config))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(
+        json!({ "dataSource": shapes::data_source(&updated, &ds) }),
     ))
+}
+
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    Path((kb, ds_id)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let entry = knowledge_base(&state, &principal, &kb)?;
+    let old = entry.kb.data_source(&ds_id).cloned().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "data source {ds_id} does not exist in knowledge base {kb}"
+        ))
+    })?;
+    api_made(&entry)?;
+    let req: DataSourceRequest = json(&body)?;
+    let ds = data_source_config(&entry, old.id.get_ref().clone(), req)?;
+    let mut config = entry.kb.config.clone();
+    for d in &mut config.data_sources {
+        if d.id.get_ref() == ds.id.get_ref() {
+            *d = ds.clone();
+        }
+    }
+    let id = entry.kb.id().to_owned();
+    let updated = tokio::task::spawn_blocking(move || state.registry.update(&id, config))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(
+        json!({ "dataSource": shapes::data_source(&updated, &ds) }),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path((kb, ds_id)): Path<(String, String)>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let entry = knowledge_base(&state, &principal, &kb)?;
+    let ds = entry.kb.data_source(&ds_id).cloned().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "data source {ds_id} does not exist in knowledge base {kb}"
+        ))
+    })?;
+    api_made(&entry)?;
+    let ds_id = ds.id.get_ref().to_string();
+    if state.jobs.is_running(entry.kb.id(), &ds_id) {
+        return Err(ApiError::Conflict(format!(
+            "data source {ds_id} has a running ingestion job"
+        )));
+    }
+    let mut config = entry.kb.config.clone();
+    config
+        .data_sources
+        .retain(|d| d.id.get_ref().as_str() != ds_id);
+    let id = entry.kb.id().to_owned();
+    let response = json!({ "knowledgeBaseId": id, "dataSourceId": ds_id, "status": "DELETING" });
+    tokio::task::spawn_blocking(move || -> ApiResult<()> {
+        // The data deletion policy is DELETE: the data source's chunks go with it.
+        {
+            let ledger = entry.kb.ledger();
+            for doc in ledger.entries(&ds_id).map_err(ApiError::internal)? {
+                ledger
+                    .mark_pending(&ds_id, &doc.key)
+                    .map_err(ApiError::internal)?;
+                entry
+                    .kb
+                    .store
+                    .delete_document(&ds_id, &doc.key)
+                    .map_err(ApiError::internal)?;
+                ledger
+                    .remove(&ds_id, &doc.key)
+                    .map_err(ApiError::internal)?;
+            }
+        }
+        state.registry.update(&id, config)?;
+        Ok(())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok((StatusCode::ACCEPTED, Json(response)))
 }

@@ -34,7 +34,9 @@ pub fn api() -> Router<Arc<AppState>> {
         )
         .route(
             "/knowledgebases/{kb}/datasources/{ds}",
-            get(data_sources::get),
+            get(data_sources::get)
+                .put(data_sources::update)
+                .delete(data_sources::delete),
         )
         .route(
             "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/",
@@ -62,6 +64,8 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
         ("PUT", "/knowledgebases/{kb}/datasources/") => "CreateDataSource",
         ("POST", "/knowledgebases/{kb}/datasources/") => "ListDataSources",
         ("GET", "/knowledgebases/{kb}/datasources/{ds}") => "GetDataSource",
+        ("PUT", "/knowledgebases/{kb}/datasources/{ds}") => "UpdateDataSource",
+        ("DELETE", "/knowledgebases/{kb}/datasources/{ds}") => "DeleteDataSource",
         ("PUT", "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/") => "StartIngestionJob",
         ("POST", "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/") => "ListIngestionJobs",
         ("GET", "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/{job}") => "GetIngestionJob",

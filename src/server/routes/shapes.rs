@@ -87,6 +87,13 @@ pub fn data_source(e: &KbEntry, ds: &DataSourceConfig) -> Value {
     // that come from outside AWS.
     let configuration = match ds.kind {
         DataSourceKind::Local => json!({ "type": "CUSTOM" }),
+        DataSourceKind::S3 => {
+            let mut s3 = json!({ "bucketArn": format!("arn:aws:s3:::{}", ds.bucket.as_deref().unwrap_or_default()) });
+            if !ds.inclusion_prefixes.is_empty() {
+                s3["inclusionPrefixes"] = json!(ds.inclusion_prefixes);
+            }
+            json!({ "type": "S3", "s3Configuration": s3 })
+        }
     };
     let mut v = json!({
         "knowledgeBaseId": e.kb.id(),
