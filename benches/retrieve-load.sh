@@ -81,4 +81,3 @@ for c in 1 8 64 256; do
 done
 echo
 echo "server resident memory after the runs: $(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/$SERVER/status) ($CHUNKS chunks)"
-grep -c '"status":429\|status=429' "$WORK/serve.log" >/dev/null || true
