@@ -43,3 +43,8 @@ fn throttling_metrics_and_shutdown() {
 fn s3_data_sources_through_boto3() {
     run_module("test_s3_data_sources");
 }
+
+#[test]
+fn events_schedules_and_job_locks() {
+    run_module("test_events");
+}

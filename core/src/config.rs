@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// Largest request body, in bytes.
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// The environment variable holding a key that `POST /events` accepts in an `x-api-key`
+    /// header instead of a SigV4 signature (EventBridge API destinations send such a key).
+    #[serde(default)]
+    pub events_api_key_env: Option<String>,
 }
 
 /// An access key: its id, the environment variable that holds its secret (secrets never
@@ -91,6 +95,7 @@ impl Default for ServerConfig {
             regions: Vec::new(),
             max_queued_queries: default_max_queued_queries(),
             max_request_bytes: default_max_request_bytes(),
+            events_api_key_env: None,
         }
     }
 }
@@ -161,6 +166,25 @@ pub struct DataSourceConfig {
     pub region: Option<String>,
     #[serde(default)]
     pub chunking: ChunkingConfig,
+    /// Sync on a schedule as well, e.g. `"15m"` (`s`, `m`, `h` or `d`); the server runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_interval: Option<String>,
+}
+
+/// Parses `"90s"`, `"15m"`, `"2h"`, `"1d"`.
+pub fn parse_interval(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok().filter(|&n| n > 0)?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(seconds))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +303,17 @@ impl Config {
                             });
                         }
                     }
+                }
+                if let Some(interval) = &ds.sync_interval
+                    && parse_interval(interval).is_none()
+                {
+                    return Err(ConfigError {
+                        span: Some(ds.id.span()),
+                        field: here("sync_interval"),
+                        message: format!(
+                            "{interval:?} is not an interval like \"90s\", \"15m\", \"2h\" or \"1d\""
+                        ),
+                    });
                 }
                 if ds.kind == DataSourceKind::Local
                     && (ds.bucket.is_some()

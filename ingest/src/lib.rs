@@ -4,6 +4,7 @@
 
 pub mod job;
 pub mod ledger;
+pub mod lock;
 pub mod parsers;
 pub mod sidecar;
 pub mod sources;
@@ -11,7 +12,8 @@ pub mod sync;
 
 pub use job::{IngestionJob, JobStatus, Statistics};
 pub use ledger::Ledger;
+pub use lock::DataSourceLock;
 pub use sources::{LocalFolder, Source, SourceError, SourceObject};
 #[cfg(feature = "s3")]
 pub use sources::{S3Bucket, S3Location};
-pub use sync::{SyncObserver, SyncTarget, run_sync};
+pub use sync::{SyncObserver, SyncTarget, run_sync, run_sync_keys};

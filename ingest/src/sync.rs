@@ -88,16 +88,8 @@ pub fn run_sync(
 ) {
     job.status = JobStatus::InProgress;
     save(target, job);
-    match sync(target, job, stop, observer) {
-        Ok(()) if stop.load(Ordering::Relaxed) => job.status = JobStatus::Stopped,
-        Ok(()) => job.status = JobStatus::Complete,
-        Err(e) => {
-            tracing::error!(data_source = target.data_source_id, error = %e, "ingestion job failed");
-            job.status = JobStatus::Failed;
-            job.failure_reasons.push(e.to_string());
-        }
-    }
-    save(target, job);
+    let result = sync(target, job, stop, observer);
+    finish(target, job, stop, result);
 }
 
 fn save(target: &SyncTarget<'_>, job: &mut IngestionJob) {
@@ -143,12 +135,7 @@ fn sync(
         .cloned()
         .collect();
     for entry in gone {
-        target.ledger.mark_pending(ds, &entry.key)?;
-        target.store.delete_document(ds, &entry.key)?;
-        target.ledger.remove(ds, &entry.key)?;
-        if !entry.content_hash.is_empty() {
-            job.statistics.number_of_documents_deleted += 1;
-        }
+        remove_document(target, job, &entry)?;
         ledger.remove(&entry.key);
     }
 
@@ -158,28 +145,7 @@ fn sync(
             break;
         }
         let sidecar = sidecars.get(doc.key.as_str()).copied();
-        let mut chunks = 0;
-        match sync_document(target, doc, sidecar, ledger.get(&doc.key), &mut chunks) {
-            Ok(Outcome::Unchanged) => {}
-            Ok(Outcome::New) => job.statistics.number_of_new_documents_indexed += 1,
-            Ok(Outcome::Modified { metadata_changed }) => {
-                job.statistics.number_of_modified_documents_indexed += 1;
-                if metadata_changed {
-                    job.statistics.number_of_metadata_documents_modified += 1;
-                }
-            }
-            Ok(Outcome::MetadataOnly) => job.statistics.number_of_metadata_documents_modified += 1,
-            Err(DocumentError::Failed(reason)) => {
-                tracing::warn!(document = %doc.key, %reason, "document failed");
-                // The index follows the source: a document that no longer parses keeps no
-                // stale chunks, and is tried again by the next sync.
-                target.ledger.mark_pending(ds, &doc.key)?;
-                target.store.delete_document(ds, &doc.key)?;
-                target.ledger.remove(ds, &doc.key)?;
-                job.fail_document(&target.source.uri(&doc.key), &reason);
-            }
-            Err(DocumentError::Fatal(e)) => return Err(e),
-        }
+        let chunks = process_document(target, job, doc, sidecar, ledger.get(&doc.key))?;
         observer.document_done(&doc.key, chunks);
         if last_save.elapsed() > Duration::from_secs(2) {
             save(target, job);
@@ -187,6 +153,125 @@ fn sync(
         }
     }
     Ok(())
+}
+
+/// Syncs one document and counts its outcome in the job; returns its chunk count.
+fn process_document(
+    target: &SyncTarget<'_>,
+    job: &mut IngestionJob,
+    doc: &SourceObject,
+    sidecar: Option<&SourceObject>,
+    entry: Option<&LedgerEntry>,
+) -> Result<usize, SyncError> {
+    let ds = target.data_source_id;
+    let mut chunks = 0;
+    match sync_document(target, doc, sidecar, entry, &mut chunks) {
+        Ok(Outcome::Unchanged) => {}
+        Ok(Outcome::New) => job.statistics.number_of_new_documents_indexed += 1,
+        Ok(Outcome::Modified { metadata_changed }) => {
+            job.statistics.number_of_modified_documents_indexed += 1;
+            if metadata_changed {
+                job.statistics.number_of_metadata_documents_modified += 1;
+            }
+        }
+        Ok(Outcome::MetadataOnly) => job.statistics.number_of_metadata_documents_modified += 1,
+        Err(DocumentError::Failed(reason)) => {
+            tracing::warn!(document = %doc.key, %reason, "document failed");
+            // The index follows the source: a document that no longer parses keeps no
+            // stale chunks, and is tried again by the next sync.
+            target.ledger.mark_pending(ds, &doc.key)?;
+            target.store.delete_document(ds, &doc.key)?;
+            target.ledger.remove(ds, &doc.key)?;
+            job.fail_document(&target.source.uri(&doc.key), &reason);
+        }
+        Err(DocumentError::Fatal(e)) => return Err(e),
+    }
+    Ok(chunks)
+}
+
+/// Removes a document the source no longer has.
+fn remove_document(
+    target: &SyncTarget<'_>,
+    job: &mut IngestionJob,
+    entry: &LedgerEntry,
+) -> Result<(), SyncError> {
+    let ds = target.data_source_id;
+    target.ledger.mark_pending(ds, &entry.key)?;
+    target.store.delete_document(ds, &entry.key)?;
+    target.ledger.remove(ds, &entry.key)?;
+    if !entry.content_hash.is_empty() {
+        job.statistics.number_of_documents_deleted += 1;
+    }
+    Ok(())
+}
+
+/// Like [`run_sync`], for just the named objects (documents or sidecars), as change events
+/// report them: each is looked up in the source as it is now, so duplicate and out-of-order
+/// events do no harm.
+pub fn run_sync_keys(
+    target: &SyncTarget<'_>,
+    job: &mut IngestionJob,
+    keys: &[String],
+    stop: &AtomicBool,
+) {
+    job.status = JobStatus::InProgress;
+    save(target, job);
+    let result = (|| -> Result<(), SyncError> {
+        let mut documents: Vec<&str> = keys
+            .iter()
+            .map(|k| described_document(k).unwrap_or(k))
+            .collect();
+        documents.sort_unstable();
+        documents.dedup();
+        let ledger: HashMap<String, LedgerEntry> = target
+            .ledger
+            .entries(target.data_source_id)?
+            .into_iter()
+            .filter(|e| documents.binary_search(&e.key.as_str()).is_ok())
+            .map(|e| (e.key.clone(), e))
+            .collect();
+        for key in documents {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let sidecar = target
+                .source
+                .stat(&format!("{key}{}", crate::sidecar::SIDECAR_SUFFIX))?;
+            match target.source.stat(key)? {
+                Some(doc) => {
+                    job.statistics.number_of_documents_scanned += 1;
+                    job.statistics.number_of_metadata_documents_scanned +=
+                        u64::from(sidecar.is_some());
+                    process_document(target, job, &doc, sidecar.as_ref(), ledger.get(key))?;
+                }
+                None => {
+                    if let Some(entry) = ledger.get(key) {
+                        remove_document(target, job, entry)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    finish(target, job, stop, result);
+}
+
+fn finish(
+    target: &SyncTarget<'_>,
+    job: &mut IngestionJob,
+    stop: &AtomicBool,
+    result: Result<(), SyncError>,
+) {
+    match result {
+        Ok(()) if stop.load(Ordering::Relaxed) => job.status = JobStatus::Stopped,
+        Ok(()) => job.status = JobStatus::Complete,
+        Err(e) => {
+            tracing::error!(data_source = target.data_source_id, error = %e, "ingestion job failed");
+            job.status = JobStatus::Failed;
+            job.failure_reasons.push(e.to_string());
+        }
+    }
+    save(target, job);
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -2,11 +2,13 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 use quarry_core::ids::ResourceId;
-use quarry_ingest::{IngestionJob, JobStatus, Statistics, SyncTarget, run_sync};
+use quarry_ingest::lock::Holder;
+use quarry_ingest::{DataSourceLock, IngestionJob, JobStatus, Statistics, SyncTarget, run_sync};
 
 use crate::knowledge_base::{KnowledgeBase, source_for};
 use crate::progress::SyncProgress;
@@ -39,6 +41,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut all_ok = true;
+    let stop = stop_on_ctrl_c();
     for ds in sources {
         let chunker = kb.chunker(&ds)?;
         let source = source_for(&ds, &config.s3)?;
@@ -54,6 +57,21 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             started_at: now,
             updated_at: now,
         };
+        let _lock = match DataSourceLock::try_acquire(
+            &kb.dir,
+            ds.id.get_ref().as_str(),
+            &job.ingestion_job_id,
+        )? {
+            Ok(lock) => lock,
+            Err(Holder(holder)) => {
+                eprintln!(
+                    "error: ConflictException: {holder} is already running on data source {}; try again when it has finished",
+                    ds.name
+                );
+                all_ok = false;
+                continue;
+            }
+        };
         let ledger = kb.ledger();
         let target = SyncTarget {
             data_source_id: ds.id.get_ref().as_str(),
@@ -66,7 +84,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         };
         let progress = SyncProgress::new(&ds.name);
         let started = std::time::Instant::now();
-        run_sync(&target, &mut job, &AtomicBool::new(false), &progress);
+        run_sync(&target, &mut job, &stop, &progress);
         progress.finish();
         all_ok &= job.status == JobStatus::Complete;
         if args.json {
@@ -80,6 +98,25 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A flag set by Ctrl-C: the job stops after the document it is on, and says STOPPED.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        if runtime.block_on(tokio::signal::ctrl_c()).is_ok() {
+            eprintln!("\nstopping after the current document…");
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    stop
 }
 
 fn print_summary(job: &IngestionJob, name: &str, took: std::time::Duration, chunks: usize) {

@@ -25,6 +25,7 @@ struct Key {
 pub struct Auth {
     keys: HashMap<String, Key>,
     regions: Vec<String>,
+    events_key: Option<String>,
 }
 
 /// The caller of one request, as the handlers and the audit log see it.
@@ -81,9 +82,16 @@ impl Auth {
                 server.listen
             );
         }
+        let events_key = match &server.events_api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("events_api_key_env: environment variable {var} is not set")
+            })?),
+            None => None,
+        };
         Ok(Self {
             keys,
             regions: server.regions.clone(),
+            events_key,
         })
     }
 
@@ -96,6 +104,30 @@ impl Auth {
         req: &SignedRequest<'_>,
         authorization: Option<&str>,
     ) -> ApiResult<Principal> {
+        if req.path == "/events"
+            && let Some(expected) = &self.events_key
+            && let Some((_, given)) = req
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-api-key"))
+        {
+            let same = given.len() == expected.len()
+                && given
+                    .bytes()
+                    .zip(expected.bytes())
+                    .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                    == 0;
+            return if same {
+                Ok(Principal {
+                    access_key_id: Some("events-api-key".into()),
+                    knowledge_bases: None,
+                })
+            } else {
+                Err(ApiError::AccessDenied(
+                    "the x-api-key header does not match events_api_key_env".into(),
+                ))
+            };
+        }
         if self.is_open() {
             return Ok(Principal {
                 access_key_id: None,

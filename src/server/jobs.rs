@@ -1,44 +1,81 @@
-//! Ingestion jobs started through the API: one running job per data source, each on a thread
-//! of its own, stoppable. At shutdown running jobs are stopped and recorded, and started
-//! again when the server next starts.
+//! Ingestion jobs started by the server (API, change events, schedules): one running job per
+//! data source, each on a thread of its own, stoppable. Keys reported by change events while
+//! a job runs are queued and synced by that thread when its job ends. At shutdown running
+//! jobs are stopped and recorded, and started again when the server next starts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use chrono::Utc;
 use quarry_core::config::{DataSourceConfig, S3Defaults};
 use quarry_core::ids::ResourceId;
-use quarry_ingest::{IngestionJob, JobStatus, Statistics, SyncTarget, run_sync};
+use quarry_ingest::lock::Holder;
+use quarry_ingest::{
+    DataSourceLock, IngestionJob, JobStatus, Ledger, Statistics, SyncTarget, run_sync,
+    run_sync_keys,
+};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::metrics::Metrics;
 use crate::knowledge_base::{KnowledgeBase, source_for};
 
+/// (knowledge base id, data source id)
+type Key = (String, String);
+
 struct Running {
-    job_id: String,
+    job_id: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<()>,
 }
 
-/// (knowledge base id, data source id)
-type Key = (String, String);
+#[derive(Default)]
+struct Jobs {
+    running: HashMap<Key, Running>,
+    /// Keys reported changed while a job ran, per data source.
+    pending: HashMap<Key, BTreeSet<String>>,
+}
 
-pub struct JobManager {
-    running: Arc<Mutex<HashMap<Key, Running>>>,
+/// What a job does.
+enum Work {
+    Everything,
+    Keys(Vec<String>),
+}
+
+struct Settings {
     metrics: Arc<Metrics>,
-    resume_file: PathBuf,
     max_document_bytes: u64,
     s3: S3Defaults,
+}
+
+pub struct JobManager {
+    jobs: Arc<Mutex<Jobs>>,
+    settings: Arc<Settings>,
+    resume_file: PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Resume {
     knowledge_base_id: String,
     data_source_id: String,
+}
+
+fn new_job(kb: &KnowledgeBase, ds_id: &str, description: Option<String>) -> IngestionJob {
+    let now = Utc::now();
+    IngestionJob {
+        knowledge_base_id: kb.id().to_owned(),
+        data_source_id: ds_id.to_owned(),
+        ingestion_job_id: ResourceId::random().to_string(),
+        description,
+        status: JobStatus::Starting,
+        statistics: Statistics::default(),
+        failure_reasons: Vec::new(),
+        started_at: now,
+        updated_at: now,
+    }
 }
 
 impl JobManager {
@@ -49,89 +86,139 @@ impl JobManager {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            running: Default::default(),
-            metrics,
+            jobs: Default::default(),
+            settings: Arc::new(Settings {
+                metrics,
+                max_document_bytes,
+                s3,
+            }),
             resume_file: data_dir.join("resume-jobs.json"),
-            max_document_bytes,
-            s3,
         }
     }
 
-    /// Starts a sync of one data source, unless one is already running.
+    fn lock(&self) -> MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a full sync of one data source, unless one is already running.
     pub fn start(
         &self,
         kb: Arc<KnowledgeBase>,
         ds: DataSourceConfig,
         description: Option<String>,
     ) -> ApiResult<IngestionJob> {
+        let mut jobs = self.lock();
         let key = (kb.id().to_owned(), ds.id.get_ref().to_string());
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        running.retain(|_, r| !r.thread.is_finished());
-        if let Some(r) = running.get(&key) {
+        if let Some(r) = jobs.running.get(&key) {
             return Err(ApiError::Conflict(format!(
                 "ingestion job {} is already running on data source {}",
-                r.job_id, key.1
+                r.job_id.lock().unwrap_or_else(|p| p.into_inner()),
+                key.1
             )));
         }
+        self.spawn(&mut jobs, kb, ds, description, Work::Everything)
+    }
+
+    /// Syncs just these keys of a data source: now, or when its running job ends.
+    pub fn sync_keys(
+        &self,
+        kb: Arc<KnowledgeBase>,
+        ds: DataSourceConfig,
+        keys: Vec<String>,
+    ) -> ApiResult<Option<IngestionJob>> {
+        let mut jobs = self.lock();
+        let key = (kb.id().to_owned(), ds.id.get_ref().to_string());
+        if jobs.running.contains_key(&key) {
+            jobs.pending.entry(key).or_default().extend(keys);
+            return Ok(None);
+        }
+        self.spawn(
+            &mut jobs,
+            kb,
+            ds,
+            Some("change events".into()),
+            Work::Keys(keys),
+        )
+        .map(Some)
+    }
+
+    fn spawn(
+        &self,
+        jobs: &mut Jobs,
+        kb: Arc<KnowledgeBase>,
+        ds: DataSourceConfig,
+        description: Option<String>,
+        work: Work,
+    ) -> ApiResult<IngestionJob> {
+        let key = (kb.id().to_owned(), ds.id.get_ref().to_string());
         let chunker = kb
             .chunker(&ds)
             .map_err(|e| ApiError::Validation(format!("{e:#}")))?;
         let ledger = kb.open_ledger().map_err(ApiError::internal)?;
-        let now = Utc::now();
-        let mut job = IngestionJob {
-            knowledge_base_id: key.0.clone(),
-            data_source_id: key.1.clone(),
-            ingestion_job_id: ResourceId::random().to_string(),
-            description,
-            status: JobStatus::Starting,
-            statistics: Statistics::default(),
-            failure_reasons: Vec::new(),
-            started_at: now,
-            updated_at: now,
+        let job = new_job(&kb, &key.1, description);
+        let lock = match DataSourceLock::try_acquire(&kb.dir, &key.1, &job.ingestion_job_id)
+            .map_err(ApiError::internal)?
+        {
+            Ok(lock) => lock,
+            Err(Holder(holder)) => {
+                return Err(ApiError::Conflict(format!(
+                    "{holder} is already running on data source {}",
+                    key.1
+                )));
+            }
         };
         ledger.save_job(&job).map_err(ApiError::internal)?;
         let started = job.clone();
         let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = stop.clone();
-        let metrics = self.metrics.clone();
-        let max_document_bytes = self.max_document_bytes;
-        let s3 = self.s3.clone();
+        let job_id = Arc::new(Mutex::new(job.ingestion_job_id.clone()));
+        let (thread_stop, thread_job_id, all_jobs, settings, thread_key) = (
+            stop.clone(),
+            job_id.clone(),
+            self.jobs.clone(),
+            self.settings.clone(),
+            key.clone(),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("sync-{}", key.1))
             .spawn(move || {
-                let source = match source_for(&ds, &s3) {
-                    Ok(source) => source,
-                    Err(e) => {
-                        job.status = JobStatus::Failed;
-                        job.failure_reasons.push(e.to_string());
-                        job.updated_at = Utc::now();
-                        let _ = ledger.save_job(&job);
+                let _lock = lock;
+                let mut job = job;
+                let mut work = work;
+                loop {
+                    run_job(
+                        &kb,
+                        &ds,
+                        &ledger,
+                        chunker.as_ref(),
+                        &settings,
+                        &mut job,
+                        &work,
+                        &thread_stop,
+                    );
+                    // Keys that arrived meanwhile get a job of their own; the decision and
+                    // the removal from `running` happen under one lock, so none is lost.
+                    let mut jobs = all_jobs.lock().unwrap_or_else(|p| p.into_inner());
+                    let keys = jobs.pending.remove(&thread_key).unwrap_or_default();
+                    if keys.is_empty() || thread_stop.load(Ordering::Relaxed) {
+                        if !keys.is_empty() {
+                            jobs.pending.insert(thread_key.clone(), keys);
+                        }
+                        jobs.running.remove(&thread_key);
                         return;
                     }
-                };
-                let target = SyncTarget {
-                    data_source_id: ds.id.get_ref().as_str(),
-                    source: source.as_ref(),
-                    chunker: chunker.as_ref(),
-                    embedder: kb.embedder.as_ref(),
-                    store: kb.store.as_ref(),
-                    ledger: &ledger,
-                    max_document_bytes,
-                };
-                run_sync(&target, &mut job, &thread_stop, &());
-                let s = &job.statistics;
-                metrics.add_documents("new", s.number_of_new_documents_indexed);
-                metrics.add_documents("modified", s.number_of_modified_documents_indexed);
-                metrics.add_documents("metadata_modified", s.number_of_metadata_documents_modified);
-                metrics.add_documents("deleted", s.number_of_documents_deleted);
-                metrics.add_documents("failed", s.number_of_documents_failed);
-                tracing::info!(job = %job.ingestion_job_id, status = ?job.status, "ingestion job finished");
+                    job = new_job(&kb, &thread_key.1, Some("change events".into()));
+                    *thread_job_id.lock().unwrap_or_else(|p| p.into_inner()) =
+                        job.ingestion_job_id.clone();
+                    drop(jobs);
+                    let _ = ledger.save_job(&job);
+                    work = Work::Keys(keys.into_iter().collect());
+                }
             })
             .map_err(ApiError::internal)?;
-        running.insert(
+        jobs.running.insert(
             key,
             Running {
-                job_id: started.ingestion_job_id.clone(),
+                job_id,
                 stop,
                 thread,
             },
@@ -142,15 +229,18 @@ impl JobManager {
     /// Asks a running job to stop; its record says STOPPING until it has.
     pub fn stop(&self, kb: &KnowledgeBase, ds_id: &str, job_id: &str) -> ApiResult<IngestionJob> {
         let key = (kb.id().to_owned(), ds_id.to_owned());
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let jobs = self.lock();
         let ledger = kb.ledger();
         let mut job = ledger
             .job(job_id)
             .map_err(ApiError::internal)?
             .filter(|j| j.data_source_id == ds_id)
             .ok_or_else(|| ApiError::NotFound(format!("ingestion job {job_id} does not exist")))?;
-        match running.get(&key) {
-            Some(r) if r.job_id == job_id && !r.thread.is_finished() => {
+        match jobs.running.get(&key) {
+            Some(r)
+                if *r.job_id.lock().unwrap_or_else(|p| p.into_inner()) == job_id
+                    && !r.thread.is_finished() =>
+            {
                 r.stop.store(true, Ordering::Relaxed);
                 job.status = JobStatus::Stopping;
                 job.updated_at = Utc::now();
@@ -166,18 +256,13 @@ impl JobManager {
 
     /// Stops every running job, waits for them, and records them to resume at next start.
     pub fn shutdown(&self) {
-        let running: Vec<(Key, Running)> = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .collect();
+        let running: Vec<(Key, Running)> = self.lock().running.drain().collect();
         let mut resume = Vec::new();
         for ((kb, ds), r) in running {
             if r.thread.is_finished() {
                 continue;
             }
-            tracing::info!(job = %r.job_id, "stopping the ingestion job for shutdown; it resumes at next start");
+            tracing::info!(data_source = %ds, "stopping the ingestion job for shutdown; it resumes at next start");
             r.stop.store(true, Ordering::Relaxed);
             let _ = r.thread.join();
             resume.push(Resume {
@@ -209,10 +294,53 @@ impl JobManager {
     }
 
     pub fn is_running(&self, kb_id: &str, ds_id: &str) -> bool {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.lock()
+            .running
             .get(&(kb_id.to_owned(), ds_id.to_owned()))
             .is_some_and(|r| !r.thread.is_finished())
     }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    kb: &KnowledgeBase,
+    ds: &DataSourceConfig,
+    ledger: &Ledger,
+    chunker: &dyn quarry_core::Chunker,
+    settings: &Settings,
+    job: &mut IngestionJob,
+    work: &Work,
+    stop: &AtomicBool,
+) {
+    let source = match source_for(ds, &settings.s3) {
+        Ok(source) => source,
+        Err(e) => {
+            job.status = JobStatus::Failed;
+            job.failure_reasons.push(e.to_string());
+            job.updated_at = Utc::now();
+            let _ = ledger.save_job(job);
+            return;
+        }
+    };
+    let target = SyncTarget {
+        data_source_id: ds.id.get_ref().as_str(),
+        source: source.as_ref(),
+        chunker,
+        embedder: kb.embedder.as_ref(),
+        store: kb.store.as_ref(),
+        ledger,
+        max_document_bytes: settings.max_document_bytes,
+    };
+    match work {
+        Work::Everything => run_sync(&target, job, stop, &()),
+        Work::Keys(keys) => run_sync_keys(&target, job, keys, stop),
+    }
+    let s = &job.statistics;
+    let m = &settings.metrics;
+    m.add_documents("new", s.number_of_new_documents_indexed);
+    m.add_documents("modified", s.number_of_modified_documents_indexed);
+    m.add_documents("metadata_modified", s.number_of_metadata_documents_modified);
+    m.add_documents("deleted", s.number_of_documents_deleted);
+    m.add_documents("failed", s.number_of_documents_failed);
+    tracing::info!(job = %job.ingestion_job_id, status = ?job.status, "ingestion job finished");
 }

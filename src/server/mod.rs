@@ -11,6 +11,7 @@ mod jobs;
 mod metrics;
 mod registry;
 mod routes;
+mod schedule;
 mod sigv4;
 mod state;
 
@@ -58,6 +59,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         metrics,
     });
     resume_jobs(&state);
+    tokio::spawn(schedule::run(state.clone()));
 
     let api = routes::api().layer(middleware::from_fn_with_state(
         state.clone(),

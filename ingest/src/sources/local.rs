@@ -86,6 +86,28 @@ impl Source for LocalFolder {
         fs_err::read(self.path_of(key)?).map_err(|e| SourceError::Object(e.to_string()))
     }
 
+    fn stat(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
+        let path = self.path_of(key)?;
+        if key.split('/').any(|part| part.starts_with('.')) {
+            return Ok(None);
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(Some(SourceObject {
+                key: key.to_owned(),
+                size: meta.len(),
+                version: meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos())
+                    .to_string(),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(SourceError::Object(format!("{}: {e}", path.display()))),
+        }
+    }
+
     fn uri(&self, key: &str) -> String {
         let path = self.root.join(key);
         let absolute = std::path::absolute(&path).unwrap_or(path);
@@ -126,6 +148,9 @@ mod tests {
         assert_eq!(folder.fetch("sub/b c.md").unwrap(), b"bb");
         assert!(folder.uri("sub/b c.md").ends_with("/sub/b%20c.md"));
         assert!(folder.fetch("../etc/passwd").is_err());
+        assert_eq!(folder.stat("a.txt").unwrap().map(|o| o.size), Some(1));
+        assert_eq!(folder.stat("missing.txt").unwrap(), None);
+        assert_eq!(folder.stat("sub/.git/x").unwrap(), None);
         assert!(matches!(
             LocalFolder::new(dir.path().join("missing")).list(),
             Err(SourceError::Unavailable(_))

@@ -32,6 +32,8 @@ pub enum SourceError {
 pub trait Source: Send + Sync {
     fn list(&self) -> Result<Vec<SourceObject>, SourceError>;
     fn fetch(&self, key: &str) -> Result<Vec<u8>, SourceError>;
+    /// One object's current listing entry, or `None` when it does not exist (now).
+    fn stat(&self, key: &str) -> Result<Option<SourceObject>, SourceError>;
     /// The document's URI, as `x-amz-bedrock-kb-source-uri` reports it.
     fn uri(&self, key: &str) -> String;
 }

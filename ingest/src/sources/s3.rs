@@ -130,6 +130,36 @@ impl Source for S3Bucket {
         })
     }
 
+    fn stat(&self, key: &str) -> Result<Option<SourceObject>, SourceError> {
+        self.runtime.block_on(async {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(head) => Ok(Some(SourceObject {
+                    key: key.to_owned(),
+                    size: head.content_length().unwrap_or(0).max(0) as u64,
+                    version: head
+                        .e_tag()
+                        .map(|e| e.trim_matches('"').to_owned())
+                        .filter(|e| !e.is_empty())
+                        .or_else(|| head.last_modified().map(|t| t.to_string()))
+                        .unwrap_or_default(),
+                })),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+                Err(e) => Err(SourceError::Unavailable(format!(
+                    "HeadObject s3://{}/{key}: {}",
+                    self.bucket,
+                    DisplayErrorContext(&e)
+                ))),
+            }
+        })
+    }
+
     fn uri(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket)
     }

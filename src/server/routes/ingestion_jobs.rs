@@ -85,17 +85,23 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<Value>> {
     let entry = knowledge_base(&state, &principal, &kb)?;
-    let found = entry.kb.ledger().job(&job).map_err(ApiError::internal)?;
+    let ds_id = entry
+        .kb
+        .data_source(&ds)
+        .map(|d| d.id.get_ref().to_string())
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "data source {ds} does not exist in knowledge base {kb}"
+            ))
+        })?;
+    let kb_handle = entry.kb.clone();
+    let job_id = job.clone();
+    let found = tokio::task::spawn_blocking(move || kb_handle.ledger().job(&job_id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     match found {
-        Some(j)
-            if j.data_source_id == ds
-                || entry
-                    .kb
-                    .data_source(&ds)
-                    .is_some_and(|d| d.id.get_ref().as_str() == j.data_source_id) =>
-        {
-            Ok(Json(json!({ "ingestionJob": j })))
-        }
+        Some(j) if j.data_source_id == ds_id => Ok(Json(json!({ "ingestionJob": j }))),
         _ => Err(ApiError::NotFound(format!(
             "ingestion job {job} does not exist in data source {ds}"
         ))),
@@ -115,10 +121,10 @@ pub async fn list(
             "data source {ds} does not exist in knowledge base {kb}"
         ))
     })?;
-    let mut jobs = entry
-        .kb
-        .ledger()
-        .jobs(Some(source.id.get_ref().as_str()))
+    let (kb_handle, ds_id) = (entry.kb.clone(), source.id.get_ref().to_string());
+    let mut jobs = tokio::task::spawn_blocking(move || kb_handle.ledger().jobs(Some(&ds_id)))
+        .await
+        .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     for f in req.filters.unwrap_or_default() {
         if f.attribute != "STATUS" || f.operator != "EQ" {
@@ -177,9 +183,10 @@ pub async fn stop(
             "data source {ds} does not exist in knowledge base {kb}"
         ))
     })?;
-    let stopped = state
-        .jobs
-        .stop(&entry.kb, source.id.get_ref().as_str(), &job)?;
+    let ds_id = source.id.get_ref().to_string();
+    let stopped = tokio::task::spawn_blocking(move || state.jobs.stop(&entry.kb, &ds_id, &job))
+        .await
+        .map_err(ApiError::internal)??;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "ingestionJob": stopped })),

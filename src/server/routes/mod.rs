@@ -2,6 +2,7 @@
 
 mod body;
 mod data_sources;
+mod events;
 mod ingestion_jobs;
 mod knowledge_bases;
 mod retrieve;
@@ -18,6 +19,7 @@ use super::state::AppState;
 pub fn api() -> Router<Arc<AppState>> {
     Router::new()
         .route("/knowledgebases/{kb}/retrieve", post(retrieve::retrieve))
+        .route("/events", post(events::receive))
         .route(
             "/knowledgebases/",
             put(knowledge_bases::create).post(knowledge_bases::list),
@@ -73,6 +75,7 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
             "StopIngestionJob"
         }
         ("GET", "/metrics") => "Metrics",
+        ("POST", "/events") => "S3Events",
         _ => "Unknown",
     }
 }
