@@ -49,13 +49,13 @@ fn a_bad_config_names_file_line_and_field() {
     let ws = Workspace::new(None);
     let text = std::fs::read_to_string(&ws.config)
         .unwrap()
-        .replace("name = \"docs\"", "name = \"docs\"\nbucket = \"x\"");
+        .replace("name = \"docs\"", "name = \"docs\"\ncolour = \"x\"");
     std::fs::write(&ws.config, text).unwrap();
     let out = ws.quarry(&["sync", "test"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("knowledge-bases.toml:16:") && err.contains("bucket"),
+        err.contains("knowledge-bases.toml:16:") && err.contains("colour"),
         "{err}"
     );
 }

@@ -166,6 +166,10 @@ pub struct DataSourceConfig {
     pub region: Option<String>,
     #[serde(default)]
     pub chunking: ChunkingConfig,
+    /// For `s3` sources: an SQS queue receiving the bucket's event notifications; the server
+    /// polls it and syncs the objects they name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sqs_queue_url: Option<String>,
     /// Sync on a schedule as well, e.g. `"15m"` (`s`, `m`, `h` or `d`); the server runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_interval: Option<String>,
@@ -318,14 +322,13 @@ impl Config {
                 if ds.kind == DataSourceKind::Local
                     && (ds.bucket.is_some()
                         || !ds.inclusion_prefixes.is_empty()
-                        || ds.endpoint_url.is_some())
+                        || ds.endpoint_url.is_some()
+                        || ds.sqs_queue_url.is_some())
                 {
                     return Err(ConfigError {
                         span: Some(ds.id.span()),
                         field: here("bucket"),
-                        message:
-                            "bucket, inclusion_prefixes and endpoint_url belong to s3 data sources"
-                                .into(),
+                        message: "bucket, inclusion_prefixes, endpoint_url and sqs_queue_url belong to s3 data sources".into(),
                     });
                 }
                 if let ChunkingConfig::FixedSize {

@@ -5,6 +5,8 @@
 pub mod job;
 pub mod ledger;
 pub mod lock;
+#[cfg(feature = "s3")]
+pub mod notifications;
 pub mod parsers;
 pub mod sidecar;
 pub mod sources;

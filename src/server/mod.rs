@@ -14,6 +14,7 @@ mod routes;
 mod schedule;
 mod sigv4;
 mod state;
+mod watchers;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,9 +58,11 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         jobs,
         auth,
         metrics,
+        shutting_down: Default::default(),
     });
     resume_jobs(&state);
     tokio::spawn(schedule::run(state.clone()));
+    watchers::start(&state);
 
     let api = routes::api().layer(middleware::from_fn_with_state(
         state.clone(),
@@ -92,6 +95,9 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     eprintln!("quarry: shutting down; stopping running ingestion jobs");
+    state
+        .shutting_down
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let state_for_jobs = state.clone();
     tokio::task::spawn_blocking(move || state_for_jobs.jobs.shutdown()).await?;
     Ok(())

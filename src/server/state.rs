@@ -1,6 +1,7 @@
 //! What every handler shares.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use super::auth::Auth;
 use super::jobs::JobManager;
@@ -12,4 +13,6 @@ pub struct AppState {
     pub jobs: JobManager,
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
+    /// Set when the server is stopping, for threads that poll.
+    pub shutting_down: AtomicBool,
 }

@@ -6,6 +6,8 @@ import subprocess
 import time
 import unittest
 
+import boto3
+
 from harness import S3Server, Server
 
 EVENTS_KEY = "events-test-key"
@@ -20,8 +22,14 @@ class Events(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.s3 = S3Server()
-        for bucket in ("watched", "scheduled", "unrelated"):
+        for bucket in ("watched", "scheduled", "unrelated", "notified"):
             cls.s3.client.create_bucket(Bucket=bucket)
+        sqs = boto3.client("sqs", endpoint_url=cls.s3.url, region_name="us-east-1",
+                           aws_access_key_id="test", aws_secret_access_key="test")
+        queue_url = sqs.create_queue(QueueName="notify")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        cls.s3.client.put_bucket_notification_configuration(Bucket="notified", NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}]})
         extra = f'''
 [s3]
 endpoint_url = "{cls.s3.url}"
@@ -45,6 +53,13 @@ name = "scheduled"
 type = "s3"
 bucket = "scheduled"
 sync_interval = "2s"
+
+[[knowledge_bases.data_sources]]
+id = "NOTIFYDS01"
+name = "notified"
+type = "s3"
+bucket = "notified"
+sqs_queue_url = "{queue_url}"
 '''
         cls.server = Server(extra_toml=extra, generated_docs=150,
                             extra_server_toml='events_api_key_env = "QUARRY_TEST_EVENTS_KEY"',
@@ -106,6 +121,29 @@ sync_interval = "2s"
         job = self.wait_job(self.post(s3_event("Object Deleted", "watched", "in/b.txt"))[1])
         self.assertEqual(job["statistics"]["numberOfDocumentsDeleted"], 0)
         self.assertEqual(self.sources(), ["s3://watched/in/b.txt"])
+
+    def test_sqs_notifications_sync_changes_without_a_manual_sync(self):
+        rt = self.server.runtime()
+
+        def notified_sources():
+            results = rt.retrieve(knowledgeBaseId="S3KB000001", retrievalQuery={"text": "lighthouse"},
+                                  retrievalConfiguration={"vectorSearchConfiguration": {
+                                      "numberOfResults": 100,
+                                      "filter": {"equals": {"key": "x-amz-bedrock-kb-data-source-id", "value": "NOTIFYDS01"}}}})
+            return sorted(r["location"]["s3Location"]["uri"] for r in results["retrievalResults"])
+
+        def eventually(expected):
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                if notified_sources() == expected:
+                    return
+                time.sleep(0.5)
+            self.fail(f"still {notified_sources()} after 60 s, expected {expected}")
+
+        self.s3.client.put_object(Bucket="notified", Key="with space/keeper.txt", Body=b"The lighthouse keeper trims the wick.")
+        eventually(["s3://notified/with space/keeper.txt"])
+        self.s3.client.delete_object(Bucket="notified", Key="with space/keeper.txt")
+        eventually([])
 
     def test_a_wrong_events_key_is_denied(self):
         status, answer = self.post(s3_event("Object Created", "watched", "in/a.txt"), key="wrong")

@@ -190,6 +190,7 @@ fn data_source_config(
         endpoint_url: None,
         region: None,
         chunking,
+        sqs_queue_url: None,
         sync_interval: None,
     };
     entry
