@@ -134,6 +134,7 @@ pub fn source_for(ds: &DataSourceConfig, s3: &S3Defaults) -> Result<Box<dyn Sour
                 .get_ref()
                 .clone(),
         )),
+        DataSourceKind::Custom => Box::new(quarry_ingest::sources::NoSource),
         DataSourceKind::S3 => Box::new(S3Bucket::connect(S3Location {
             bucket: ds.bucket.clone().unwrap_or_default(),
             prefixes: ds.inclusion_prefixes.clone(),

@@ -41,6 +41,9 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     /// List a knowledge base's ingestion jobs, newest first.
     Jobs(commands::jobs::JobsArgs),
+    /// Show a knowledge base's documents and chunks, and any disagreement between its ledger
+    /// and its store, as JSON.
+    Inspect(commands::inspect::InspectArgs),
     /// Serve Bedrock's Knowledge Bases API over HTTP.
     Serve(commands::serve::ServeArgs),
     /// Helpers for benchmarks.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Query(args) => commands::query::run(&cli.config, args),
         Command::Embed(args) => commands::embed::run(&cli.config, args),
         Command::Jobs(args) => commands::jobs::run(&cli.config, args),
+        Command::Inspect(args) => commands::inspect::run(&cli.config, args),
         Command::Serve(args) => commands::serve::run(&cli.config, args),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };

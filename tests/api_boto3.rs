@@ -48,3 +48,18 @@ fn s3_data_sources_through_boto3() {
 fn events_schedules_and_job_locks() {
     run_module("test_events");
 }
+
+#[test]
+fn kill_9_mid_sync_loses_nothing() {
+    run_module("test_crash_safety");
+}
+
+#[test]
+fn s3_bucket_of_1500_objects_and_its_changes() {
+    run_module("test_s3_sync");
+}
+
+#[test]
+fn direct_ingestion_through_boto3() {
+    run_module("test_documents");
+}

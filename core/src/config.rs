@@ -196,6 +196,8 @@ pub fn parse_interval(text: &str) -> Option<std::time::Duration> {
 pub enum DataSourceKind {
     Local,
     S3,
+    /// Documents arrive only through direct ingestion (Bedrock's CUSTOM data sources).
+    Custom,
 }
 
 /// Bedrock's chunking strategies and their fields.
@@ -298,6 +300,14 @@ impl Config {
                             message: "an s3 data source reads `bucket`, not `path`".into(),
                         });
                     }
+                    (DataSourceKind::Custom, Some(_)) => {
+                        return Err(ConfigError {
+                            span: Some(ds.id.span()),
+                            field: here("path"),
+                            message: "a custom data source has no `path`: its documents arrive through IngestKnowledgeBaseDocuments".into(),
+                        });
+                    }
+                    (DataSourceKind::Custom, None) => {}
                     (DataSourceKind::S3, None) => {
                         if ds.bucket.as_deref().is_none_or(str::is_empty) {
                             return Err(ConfigError {
@@ -319,7 +329,7 @@ impl Config {
                         ),
                     });
                 }
-                if ds.kind == DataSourceKind::Local
+                if ds.kind != DataSourceKind::S3
                     && (ds.bucket.is_some()
                         || !ds.inclusion_prefixes.is_empty()
                         || ds.endpoint_url.is_some()

@@ -105,6 +105,8 @@ pub trait VectorStore: Send + Sync {
         data_source_id: &str,
         document_key: &str,
     ) -> Result<Vec<String>, StoreError>;
+    /// Ids of every chunk stored, sorted.
+    fn chunk_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Number of chunks stored.
     fn len(&self) -> Result<usize, StoreError>;
     fn is_empty(&self) -> Result<bool, StoreError> {

@@ -2,6 +2,7 @@
 //! sidecars, the ledger of what was indexed, and the sync job that ties them together.
 #![forbid(unsafe_code)]
 
+pub mod direct;
 pub mod job;
 pub mod ledger;
 pub mod lock;
@@ -18,4 +19,4 @@ pub use lock::DataSourceLock;
 pub use sources::{LocalFolder, Source, SourceError, SourceObject};
 #[cfg(feature = "s3")]
 pub use sources::{S3Bucket, S3Location};
-pub use sync::{SyncObserver, SyncTarget, run_sync, run_sync_keys};
+pub use sync::{Stage, SyncObserver, SyncTarget, run_sync, run_sync_keys};

@@ -28,10 +28,53 @@ pub struct SyncTarget<'a> {
     pub max_document_bytes: u64,
 }
 
-/// Told about progress, for progress bars and logs.
+/// The stages of a sync, for timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    List,
+    Fetch,
+    Parse,
+    Chunk,
+    Embed,
+    Index,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::List,
+        Stage::Fetch,
+        Stage::Parse,
+        Stage::Chunk,
+        Stage::Embed,
+        Stage::Index,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::List => "list",
+            Stage::Fetch => "fetch",
+            Stage::Parse => "parse",
+            Stage::Chunk => "chunk",
+            Stage::Embed => "embed",
+            Stage::Index => "index",
+        }
+    }
+}
+
+/// Told about progress, for progress bars, logs and benchmarks.
 pub trait SyncObserver {
     fn listed(&self, _documents: usize) {}
     fn document_done(&self, _key: &str, _chunks: usize) {}
+    /// Time spent in a stage; `bytes` read from the source, for fetches.
+    fn stage(&self, _stage: Stage, _took: Duration, _bytes: usize) {}
+}
+
+/// Runs `f`, telling the observer how long it took.
+fn timed<T>(observer: &dyn SyncObserver, stage: Stage, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    observer.stage(stage, started.elapsed(), 0);
+    out
 }
 
 impl SyncObserver for () {}
@@ -47,7 +90,7 @@ pub enum SyncError {
 }
 
 /// Why one document was not indexed, or why the job must stop.
-enum DocumentError {
+pub(crate) enum DocumentError {
     Failed(String),
     Fatal(SyncError),
 }
@@ -106,7 +149,7 @@ fn sync(
     observer: &dyn SyncObserver,
 ) -> Result<(), SyncError> {
     let ds = target.data_source_id;
-    let objects = target.source.list()?;
+    let objects = timed(observer, Stage::List, || target.source.list())?;
     let mut sidecars: HashMap<&str, &SourceObject> = HashMap::new();
     let mut documents = Vec::new();
     for object in &objects {
@@ -145,7 +188,7 @@ fn sync(
             break;
         }
         let sidecar = sidecars.get(doc.key.as_str()).copied();
-        let chunks = process_document(target, job, doc, sidecar, ledger.get(&doc.key))?;
+        let chunks = process_document(target, job, doc, sidecar, ledger.get(&doc.key), observer)?;
         observer.document_done(&doc.key, chunks);
         if last_save.elapsed() > Duration::from_secs(2) {
             save(target, job);
@@ -162,10 +205,11 @@ fn process_document(
     doc: &SourceObject,
     sidecar: Option<&SourceObject>,
     entry: Option<&LedgerEntry>,
+    observer: &dyn SyncObserver,
 ) -> Result<usize, SyncError> {
     let ds = target.data_source_id;
     let mut chunks = 0;
-    match sync_document(target, doc, sidecar, entry, &mut chunks) {
+    match sync_document(target, doc, sidecar, entry, &mut chunks, observer) {
         Ok(Outcome::Unchanged) => {}
         Ok(Outcome::New) => job.statistics.number_of_new_documents_indexed += 1,
         Ok(Outcome::Modified { metadata_changed }) => {
@@ -242,7 +286,7 @@ pub fn run_sync_keys(
                     job.statistics.number_of_documents_scanned += 1;
                     job.statistics.number_of_metadata_documents_scanned +=
                         u64::from(sidecar.is_some());
-                    process_document(target, job, &doc, sidecar.as_ref(), ledger.get(key))?;
+                    process_document(target, job, &doc, sidecar.as_ref(), ledger.get(key), &())?;
                 }
                 None => {
                     if let Some(entry) = ledger.get(key) {
@@ -274,7 +318,63 @@ fn finish(
     save(target, job);
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Chunks, embeds and writes one parsed document, replacing whatever the index held for it:
+/// the ledger marks it pending first and records it (with `entry`'s state and the new chunk
+/// ids) last, so a crash in between leaves it to be redone. Returns the chunk count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_document(
+    target: &SyncTarget<'_>,
+    key: &str,
+    source_uri: &str,
+    parsed: &quarry_core::ParsedDocument,
+    metadata: &quarry_core::Metadata,
+    embedding_prefix: &str,
+    observer: &dyn SyncObserver,
+    mut entry: LedgerEntry,
+) -> Result<usize, DocumentError> {
+    let ds = target.data_source_id;
+    let chunks = timed(observer, Stage::Chunk, || target.chunker.chunk(parsed));
+    if chunks.is_empty() {
+        return Err(DocumentError::Failed(
+            quarry_core::ParseError::Empty.to_string(),
+        ));
+    }
+    let texts: Vec<String> = chunks
+        .iter()
+        .map(|c| format!("{embedding_prefix}{}", c.text))
+        .collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = timed(observer, Stage::Embed, || target.embedder.embed(&text_refs))
+        .map_err(|e| DocumentError::Failed(format!("embedding failed: {e}")))?;
+    let stored: Vec<StoredChunk> = chunks
+        .into_iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(i, (chunk, vector))| StoredChunk {
+            id: chunk_id(ds, key, i, &chunk.text),
+            data_source_id: ds.to_owned(),
+            document_key: key.to_owned(),
+            source_uri: source_uri.to_owned(),
+            text: chunk.text,
+            span: chunk.span,
+            page: chunk.page,
+            metadata: metadata.clone(),
+            vector,
+        })
+        .collect();
+    let started = Instant::now();
+    target.ledger.mark_pending(ds, key)?;
+    target.store.delete_document(ds, key)?;
+    target.store.upsert(&stored)?;
+    let count = stored.len();
+    entry.chunk_ids = stored.into_iter().map(|c| c.id).collect();
+    entry.pending = false;
+    target.ledger.put(ds, &entry)?;
+    observer.stage(Stage::Index, started.elapsed(), 0);
+    Ok(count)
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -295,7 +395,14 @@ fn sync_document(
     sidecar_object: Option<&SourceObject>,
     entry: Option<&LedgerEntry>,
     chunk_count: &mut usize,
+    observer: &dyn SyncObserver,
 ) -> Result<Outcome, DocumentError> {
+    let fetch = |key: &str| -> Result<Vec<u8>, SourceError> {
+        let started = Instant::now();
+        let bytes = target.source.fetch(key)?;
+        observer.stage(Stage::Fetch, started.elapsed(), bytes.len());
+        Ok(bytes)
+    };
     let ds = target.data_source_id;
     let indexed = entry.filter(|e| !e.pending);
     let sidecar_version = sidecar_object
@@ -316,7 +423,7 @@ fn sync_document(
     }
     let (sidecar, sidecar_hash) = match sidecar_object {
         Some(object) => {
-            let bytes = target.source.fetch(&object.key)?;
+            let bytes = fetch(&object.key)?;
             let sidecar = parse_sidecar(&bytes)
                 .map_err(|e| DocumentError::Failed(format!("{}: {e}", object.key)))?;
             (sidecar, sha256_hex(&bytes))
@@ -334,7 +441,7 @@ fn sync_document(
     let content_hash = match indexed {
         Some(e) if listing_same => e.content_hash.clone(),
         _ => {
-            let b = target.source.fetch(&doc.key)?;
+            let b = fetch(&doc.key)?;
             let h = sha256_hex(&b);
             bytes = Some(b);
             h
@@ -344,7 +451,7 @@ fn sync_document(
     let embedding_changed =
         indexed.is_none_or(|e| e.embedded_metadata_hash != embedded_metadata_hash);
     let sidecar_changed = indexed.is_some_and(|e| e.sidecar_hash != sidecar_hash);
-    let mut new_entry = LedgerEntry {
+    let new_entry = LedgerEntry {
         key: doc.key.clone(),
         size: doc.size,
         version: doc.version.clone(),
@@ -357,12 +464,14 @@ fn sync_document(
     };
 
     if !content_changed && !embedding_changed {
+        let started = Instant::now();
         if sidecar_changed {
             target
                 .store
                 .set_document_metadata(ds, &doc.key, &sidecar.attributes)?;
         }
         target.ledger.put(ds, &new_entry)?;
+        observer.stage(Stage::Index, started.elapsed(), 0);
         return Ok(if sidecar_changed {
             Outcome::MetadataOnly
         } else {
@@ -372,48 +481,23 @@ fn sync_document(
 
     let bytes = match bytes {
         Some(b) => b,
-        None => target.source.fetch(&doc.key)?,
+        None => fetch(&doc.key)?,
     };
-    let parsed = parse_document(&doc.key, &bytes, target.max_document_bytes)
-        .map_err(|e| DocumentError::Failed(e.to_string()))?;
-    let chunks = target.chunker.chunk(&parsed);
-    if chunks.is_empty() {
-        return Err(DocumentError::Failed(
-            quarry_core::ParseError::Empty.to_string(),
-        ));
-    }
-    let texts: Vec<String> = chunks
-        .iter()
-        .map(|c| format!("{prefix}{}", c.text))
-        .collect();
-    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = target
-        .embedder
-        .embed(&text_refs)
-        .map_err(|e| DocumentError::Failed(format!("embedding failed: {e}")))?;
-    let source_uri = target.source.uri(&doc.key);
-    let stored: Vec<StoredChunk> = chunks
-        .into_iter()
-        .zip(vectors)
-        .enumerate()
-        .map(|(i, (chunk, vector))| StoredChunk {
-            id: chunk_id(ds, &doc.key, i, &chunk.text),
-            data_source_id: ds.to_owned(),
-            document_key: doc.key.clone(),
-            source_uri: source_uri.clone(),
-            text: chunk.text,
-            span: chunk.span,
-            page: chunk.page,
-            metadata: sidecar.attributes.clone(),
-            vector,
-        })
-        .collect();
-    target.ledger.mark_pending(ds, &doc.key)?;
-    target.store.delete_document(ds, &doc.key)?;
-    target.store.upsert(&stored)?;
-    *chunk_count = stored.len();
-    new_entry.chunk_ids = stored.into_iter().map(|c| c.id).collect();
-    target.ledger.put(ds, &new_entry)?;
+    let parsed = timed(observer, Stage::Parse, || {
+        parse_document(&doc.key, &bytes, target.max_document_bytes)
+    })
+    .map_err(|e| DocumentError::Failed(e.to_string()))?;
+    let written = write_document(
+        target,
+        &doc.key,
+        &target.source.uri(&doc.key),
+        &parsed,
+        &sidecar.attributes,
+        &prefix,
+        observer,
+        new_entry,
+    )?;
+    *chunk_count = written;
     Ok(if indexed.is_some() {
         Outcome::Modified {
             metadata_changed: sidecar_changed,

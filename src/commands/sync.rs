@@ -23,6 +23,9 @@ pub struct SyncArgs {
     /// Print each finished job as Bedrock's IngestionJob JSON.
     #[arg(long)]
     json: bool,
+    /// Also print documents/s, MB/s and the share of time per stage.
+    #[arg(long)]
+    timings: bool,
 }
 
 pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +46,13 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let mut all_ok = true;
     let stop = stop_on_ctrl_c();
     for ds in sources {
+        if ds.kind == quarry_core::config::DataSourceKind::Custom {
+            eprintln!(
+                "{}: a custom data source receives its documents through the API; nothing to sync",
+                ds.name
+            );
+            continue;
+        }
         let chunker = kb.chunker(&ds)?;
         let source = source_for(&ds, &config.s3)?;
         let now = Utc::now();
@@ -91,6 +101,12 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string(&job)?);
         } else {
             print_summary(&job, &ds.name, started.elapsed(), kb.store.len()?);
+        }
+        if args.timings {
+            let s = &job.statistics;
+            let indexed =
+                s.number_of_new_documents_indexed + s.number_of_modified_documents_indexed;
+            eprintln!("  {}", progress.timings(indexed, started.elapsed()));
         }
     }
     Ok(if all_ok {

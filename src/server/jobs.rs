@@ -107,6 +107,12 @@ impl JobManager {
         ds: DataSourceConfig,
         description: Option<String>,
     ) -> ApiResult<IngestionJob> {
+        if ds.kind == quarry_core::config::DataSourceKind::Custom {
+            return Err(ApiError::Validation(format!(
+                "data source {} is a CUSTOM data source: its documents arrive through IngestKnowledgeBaseDocuments, not ingestion jobs",
+                ds.id.get_ref()
+            )));
+        }
         let mut jobs = self.lock();
         let key = (kb.id().to_owned(), ds.id.get_ref().to_string());
         if let Some(r) = jobs.running.get(&key) {
@@ -322,11 +328,15 @@ fn run_job(
             return;
         }
     };
+    let embedder = CountingEmbedder {
+        inner: kb.embedder.as_ref(),
+        metrics: &settings.metrics,
+    };
     let target = SyncTarget {
         data_source_id: ds.id.get_ref().as_str(),
         source: source.as_ref(),
         chunker,
-        embedder: kb.embedder.as_ref(),
+        embedder: &embedder,
         store: kb.store.as_ref(),
         ledger,
         max_document_bytes: settings.max_document_bytes,
@@ -343,4 +353,30 @@ fn run_job(
     m.add_documents("deleted", s.number_of_documents_deleted);
     m.add_documents("failed", s.number_of_documents_failed);
     tracing::info!(job = %job.ingestion_job_id, status = ?job.status, "ingestion job finished");
+}
+
+/// Counts the chunks a job embeds, for `/metrics`.
+struct CountingEmbedder<'a> {
+    inner: &'a dyn quarry_core::Embedder,
+    metrics: &'a Metrics,
+}
+
+impl quarry_core::TokenCounter for CountingEmbedder<'_> {
+    fn count_tokens(&self, text: &str) -> usize {
+        self.inner.count_tokens(text)
+    }
+    fn max_content_tokens(&self) -> usize {
+        self.inner.max_content_tokens()
+    }
+}
+
+impl quarry_core::Embedder for CountingEmbedder<'_> {
+    fn dimension(&self) -> usize {
+        self.inner.dimension()
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, quarry_core::EmbedError> {
+        let vectors = self.inner.embed(texts)?;
+        self.metrics.add_chunks_embedded(vectors.len());
+        Ok(vectors)
+    }
 }

@@ -20,6 +20,7 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), Histogram>>,
     tokens_embedded: AtomicU64,
+    chunks_embedded: AtomicU64,
     queue_depth: AtomicU64,
     documents: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -43,6 +44,10 @@ impl Metrics {
 
     pub fn add_tokens_embedded(&self, n: usize) {
         self.tokens_embedded.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_chunks_embedded(&self, n: usize) {
+        self.chunks_embedded.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub fn set_queue_depth(&self, n: usize) {
@@ -101,6 +106,11 @@ impl Metrics {
             out,
             "# HELP quarry_tokens_embedded_total Word pieces embedded for queries.\n# TYPE quarry_tokens_embedded_total counter\nquarry_tokens_embedded_total {}",
             self.tokens_embedded.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP quarry_chunks_embedded_total Chunks embedded by ingestion jobs.\n# TYPE quarry_chunks_embedded_total counter\nquarry_chunks_embedded_total {}",
+            self.chunks_embedded.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -164,6 +164,7 @@ pub fn delete_removes_one_document(open: &OpenStore, dir: &Path) {
         store.document_chunk_ids("DS00000001", "doc-a").unwrap(),
         ["a1", "a2"]
     );
+    assert_eq!(store.chunk_ids().unwrap(), ["a1", "a2", "b1"]);
     assert_eq!(store.delete_document("DS00000001", "doc-a").unwrap(), 2);
     assert_eq!(store.delete_document("DS00000001", "doc-a").unwrap(), 0);
     assert_eq!(store.len().unwrap(), 1);

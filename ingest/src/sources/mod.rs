@@ -37,3 +37,24 @@ pub trait Source: Send + Sync {
     /// The document's URI, as `x-amz-bedrock-kb-source-uri` reports it.
     fn uri(&self, key: &str) -> String;
 }
+
+/// The source of a custom data source: it has no objects of its own (its documents arrive by
+/// direct ingestion), so fetching one is an error.
+pub struct NoSource;
+
+impl Source for NoSource {
+    fn list(&self) -> Result<Vec<SourceObject>, SourceError> {
+        Ok(Vec::new())
+    }
+    fn fetch(&self, key: &str) -> Result<Vec<u8>, SourceError> {
+        Err(SourceError::Object(format!(
+            "{key}: a custom data source has no objects to read"
+        )))
+    }
+    fn stat(&self, _key: &str) -> Result<Option<SourceObject>, SourceError> {
+        Ok(None)
+    }
+    fn uri(&self, key: &str) -> String {
+        key.to_owned()
+    }
+}

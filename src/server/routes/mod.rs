@@ -2,6 +2,7 @@
 
 mod body;
 mod data_sources;
+mod documents;
 mod events;
 mod ingestion_jobs;
 mod knowledge_bases;
@@ -49,6 +50,18 @@ pub fn api() -> Router<Arc<AppState>> {
             get(ingestion_jobs::get),
         )
         .route(
+            "/knowledgebases/{kb}/datasources/{ds}/documents",
+            put(documents::ingest).post(documents::list),
+        )
+        .route(
+            "/knowledgebases/{kb}/datasources/{ds}/documents/deleteDocuments",
+            post(documents::delete),
+        )
+        .route(
+            "/knowledgebases/{kb}/datasources/{ds}/documents/getDocuments",
+            post(documents::get),
+        )
+        .route(
             "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/{job}/stop",
             post(ingestion_jobs::stop),
         )
@@ -76,6 +89,16 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
         }
         ("GET", "/metrics") => "Metrics",
         ("POST", "/events") => "S3Events",
+        ("PUT", "/knowledgebases/{kb}/datasources/{ds}/documents") => {
+            "IngestKnowledgeBaseDocuments"
+        }
+        ("POST", "/knowledgebases/{kb}/datasources/{ds}/documents") => "ListKnowledgeBaseDocuments",
+        ("POST", "/knowledgebases/{kb}/datasources/{ds}/documents/deleteDocuments") => {
+            "DeleteKnowledgeBaseDocuments"
+        }
+        ("POST", "/knowledgebases/{kb}/datasources/{ds}/documents/getDocuments") => {
+            "GetKnowledgeBaseDocuments"
+        }
         _ => "Unknown",
     }
 }

@@ -86,7 +86,7 @@ pub fn data_source(e: &KbEntry, ds: &DataSourceConfig) -> Value {
     // A local folder has no Bedrock equivalent; CUSTOM is Bedrock's type for documents
     // that come from outside AWS.
     let configuration = match ds.kind {
-        DataSourceKind::Local => json!({ "type": "CUSTOM" }),
+        DataSourceKind::Local | DataSourceKind::Custom => json!({ "type": "CUSTOM" }),
         DataSourceKind::S3 => {
             let mut s3 = json!({ "bucketArn": format!("arn:aws:s3:::{}", ds.bucket.as_deref().unwrap_or_default()) });
             if !ds.inclusion_prefixes.is_empty() {

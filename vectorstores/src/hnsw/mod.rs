@@ -319,6 +319,10 @@ impl VectorStore for HnswStore {
             .document_chunk_ids(data_source_id, document_key)
     }
 
+    fn chunk_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.table().chunk_ids()
+    }
+
     fn len(&self) -> Result<usize, StoreError> {
         Ok(self.index_read().live)
     }

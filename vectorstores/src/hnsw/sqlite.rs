@@ -179,6 +179,15 @@ impl ChunkTable {
             .map_err(storage)
     }
 
+    pub fn chunk_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT chunk_id FROM chunks ORDER BY chunk_id")
+            .map_err(storage)?;
+        let ids = stmt.query_map([], |r| r.get(0)).map_err(storage)?;
+        ids.collect::<Result<Vec<String>, _>>().map_err(storage)
+    }
+
     pub fn document_chunk_ids(
         &self,
         data_source_id: &str,
