@@ -24,6 +24,21 @@ pub struct KbEntry {
     pub encoder: EncoderQueue,
 }
 
+impl KbEntry {
+    /// One of its data sources, by id or name.
+    pub fn data_source(
+        &self,
+        id_or_name: &str,
+    ) -> ApiResult<&quarry_core::config::DataSourceConfig> {
+        self.kb.data_source(id_or_name).ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "data source {id_or_name} does not exist in knowledge base {}",
+                self.kb.id()
+            ))
+        })
+    }
+}
+
 pub struct Registry {
     pub config: Config,
     models: Models,

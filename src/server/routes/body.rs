@@ -49,3 +49,18 @@ pub fn page<T: Clone>(
     let next = (end < items.len()).then(|| format!("offset-{end}"));
     Ok((page, next))
 }
+
+/// A list response: `{key: [page of items], "nextToken": ...}`.
+pub fn paged(
+    key: &str,
+    items: &[serde_json::Value],
+    max_results: Option<usize>,
+    next_token: Option<&str>,
+) -> ApiResult<serde_json::Value> {
+    let (items, next) = page(items, max_results, next_token)?;
+    let mut out = serde_json::json!({ key: items });
+    if let Some(n) = next {
+        out["nextToken"] = serde_json::json!(n);
+    }
+    Ok(out)
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use serde_spanned::Spanned;
 
-use super::body::{json, page};
+use super::body::{json, paged};
 use super::shapes;
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
@@ -54,12 +54,12 @@ pub async fn list(
         .iter()
         .map(|ds| shapes::data_source_summary(&entry, ds))
         .collect();
-    let (items, next) = page(&all, req.max_results, req.next_token.as_deref())?;
-    let mut out = json!({ "dataSourceSummaries": items });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(Json(out))
+    Ok(Json(paged(
+        "dataSourceSummaries",
+        &all,
+        req.max_results,
+        req.next_token.as_deref(),
+    )?))
 }
 
 pub async fn get(
@@ -68,11 +68,7 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<Value>> {
     let entry = knowledge_base(&state, &principal, &kb)?;
-    let source = entry.kb.data_source(&ds).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "data source {ds} does not exist in knowledge base {kb}"
-        ))
-    })?;
+    let source = entry.data_source(&ds)?;
     Ok(Json(
         json!({ "dataSource": shapes::data_source(&entry, source) }),
     ))
@@ -251,11 +247,7 @@ pub async fn update(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let entry = knowledge_base(&state, &principal, &kb)?;
-    let old = entry.kb.data_source(&ds_id).cloned().ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "data source {ds_id} does not exist in knowledge base {kb}"
-        ))
-    })?;
+    let old = entry.data_source(&ds_id)?.clone();
     api_made(&entry)?;
     let req: DataSourceRequest = json(&body)?;
     let ds = data_source_config(&entry, old.id.get_ref().clone(), req)?;
@@ -280,11 +272,7 @@ pub async fn delete(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let entry = knowledge_base(&state, &principal, &kb)?;
-    let ds = entry.kb.data_source(&ds_id).cloned().ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "data source {ds_id} does not exist in knowledge base {kb}"
-        ))
-    })?;
+    let ds = entry.data_source(&ds_id)?.clone();
     api_made(&entry)?;
     let ds_id = ds.id.get_ref().to_string();
     if state.jobs.is_running(entry.kb.id(), &ds_id) {

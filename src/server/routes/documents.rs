@@ -16,7 +16,7 @@ use quarry_ingest::direct::{self, Content, DirectDocument, DocumentDetail, Docum
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::{json, page};
+use super::body::{json, paged};
 use super::data_sources::knowledge_base;
 use super::shapes::timestamp;
 use crate::knowledge_base::{KnowledgeBase, source_for};
@@ -33,6 +33,16 @@ struct IngestRequest {
 #[serde(rename_all = "camelCase")]
 struct IdentifiersRequest {
     document_identifiers: Vec<Value>,
+}
+
+impl IdentifiersRequest {
+    fn identifiers(&self) -> ApiResult<Vec<DocumentId>> {
+        self.document_identifiers
+            .iter()
+            .enumerate()
+            .map(|(i, v)| identifier(v, &format!("documentIdentifiers[{i}]")))
+            .collect()
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -286,11 +296,7 @@ fn data_source(
     ds: &str,
 ) -> ApiResult<(Arc<KnowledgeBase>, DataSourceConfig)> {
     let entry = knowledge_base(state, principal, kb)?;
-    let source = entry.kb.data_source(ds).cloned().ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "data source {ds} does not exist in knowledge base {kb}"
-        ))
-    })?;
+    let source = entry.data_source(ds)?.clone();
     if source.kind == DataSourceKind::Local {
         return Err(invalid(format!(
             "data source {ds} is a local folder; its documents come from the folder"
@@ -335,12 +341,7 @@ pub async fn delete(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (kb, ds) = data_source(&state, &principal, &kb, &ds)?;
     let req: IdentifiersRequest = json(&body)?;
-    let ids = req
-        .document_identifiers
-        .iter()
-        .enumerate()
-        .map(|(i, v)| identifier(v, &format!("documentIdentifiers[{i}]")))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let ids = req.identifiers()?;
     let (kb_id, ds_id) = (kb.id().to_owned(), ds.id.get_ref().to_string());
     let details = with_target(&state, kb, ds, move |t, bucket| {
         direct::delete(t, bucket, &ids)
@@ -360,12 +361,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let (kb, ds) = data_source(&state, &principal, &kb, &ds)?;
     let req: IdentifiersRequest = json(&body)?;
-    let ids = req
-        .document_identifiers
-        .iter()
-        .enumerate()
-        .map(|(i, v)| identifier(v, &format!("documentIdentifiers[{i}]")))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let ids = req.identifiers()?;
     let (kb_id, ds_id) = (kb.id().to_owned(), ds.id.get_ref().to_string());
     let details = with_target(&state, kb, ds, move |t, bucket| {
         direct::get(t, bucket, &ids)
@@ -387,10 +383,10 @@ pub async fn list(
     let (kb_id, ds_id) = (kb.id().to_owned(), ds.id.get_ref().to_string());
     let details = with_target(&state, kb, ds, direct::list).await?;
     let all = details_json(&kb_id, &ds_id, &details);
-    let (items, next) = page(&all, req.max_results, req.next_token.as_deref())?;
-    let mut out = json!({ "documentDetails": items });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(Json(out))
+    Ok(Json(paged(
+        "documentDetails",
+        &all,
+        req.max_results,
+        req.next_token.as_deref(),
+    )?))
 }

@@ -10,7 +10,7 @@ use quarry_ingest::IngestionJob;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::body::{json, page};
+use super::body::{json, paged};
 use super::data_sources::knowledge_base;
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
@@ -67,11 +67,7 @@ pub async fn start(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let entry = knowledge_base(&state, &principal, &kb)?;
     let req: StartRequest = json(&body)?;
-    let source = entry.kb.data_source(&ds).cloned().ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "data source {ds} does not exist in knowledge base {kb}"
-        ))
-    })?;
+    let source = entry.data_source(&ds)?.clone();
     let kb = entry.kb.clone();
     let job = tokio::task::spawn_blocking(move || state.jobs.start(kb, source, req.description))
         .await
@@ -85,15 +81,7 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<Value>> {
     let entry = knowledge_base(&state, &principal, &kb)?;
-    let ds_id = entry
-        .kb
-        .data_source(&ds)
-        .map(|d| d.id.get_ref().to_string())
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "data source {ds} does not exist in knowledge base {kb}"
-            ))
-        })?;
+    let ds_id = entry.data_source(&ds)?.id.get_ref().to_string();
     let kb_handle = entry.kb.clone();
     let job_id = job.clone();
     let found = tokio::task::spawn_blocking(move || kb_handle.ledger().job(&job_id))
@@ -116,11 +104,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let entry = knowledge_base(&state, &principal, &kb)?;
     let req: ListRequest = json(&body)?;
-    let source = entry.kb.data_source(&ds).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "data source {ds} does not exist in knowledge base {kb}"
-        ))
-    })?;
+    let source = entry.data_source(&ds)?;
     let (kb_handle, ds_id) = (entry.kb.clone(), source.id.get_ref().to_string());
     let mut jobs = tokio::task::spawn_blocking(move || kb_handle.ledger().jobs(Some(&ds_id)))
         .await
@@ -164,12 +148,12 @@ pub async fn list(
             v
         })
         .collect();
-    let (items, next) = page(&summaries, req.max_results, req.next_token.as_deref())?;
-    let mut out = json!({ "ingestionJobSummaries": items });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(Json(out))
+    Ok(Json(paged(
+        "ingestionJobSummaries",
+        &summaries,
+        req.max_results,
+        req.next_token.as_deref(),
+    )?))
 }
 
 pub async fn stop(
@@ -178,11 +162,7 @@ pub async fn stop(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let entry = knowledge_base(&state, &principal, &kb)?;
-    let source = entry.kb.data_source(&ds).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "data source {ds} does not exist in knowledge base {kb}"
-        ))
-    })?;
+    let source = entry.data_source(&ds)?;
     let ds_id = source.id.get_ref().to_string();
     let stopped = tokio::task::spawn_blocking(move || state.jobs.stop(&entry.kb, &ds_id, &job))
         .await

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use serde_spanned::Spanned;
 
-use super::body::{json, page};
+use super::body::{json, paged};
 use super::shapes;
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
@@ -149,12 +149,12 @@ pub async fn list(
         .filter(|e| principal.check(e.kb.id(), e.kb.name()).is_ok())
         .map(|e| shapes::knowledge_base_summary(e))
         .collect();
-    let (items, next) = page(&visible, req.max_results, req.next_token.as_deref())?;
-    let mut out = json!({ "knowledgeBaseSummaries": items });
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(Json(out))
+    Ok(Json(paged(
+        "knowledgeBaseSummaries",
+        &visible,
+        req.max_results,
+        req.next_token.as_deref(),
+    )?))
 }
 
 pub async fn get(
