@@ -2,15 +2,20 @@
 //! the document cannot be indexed; a panic inside a parser becomes that document's failure.
 
 mod csv;
+mod docx;
 mod html;
+mod spreadsheet;
 mod text;
+mod zip_limits;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use quarry_core::{ParseError, ParsedDocument, Parser};
 
 pub use self::csv::CsvParser;
+pub use self::docx::DocxParser;
 pub use self::html::HtmlParser;
+pub use self::spreadsheet::SpreadsheetParser;
 pub use self::text::{MarkdownParser, TextParser, decode_text};
 
 /// The parser for a document key, by its extension (case-insensitive).
@@ -25,6 +30,10 @@ pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {
         "md" | "markdown" => &MarkdownParser,
         "html" | "htm" => &HtmlParser,
         "csv" => &CsvParser,
+        "docx" => &DocxParser,
+        "xlsx" | "xlsm" => &SpreadsheetParser { format: "xlsx" },
+        "xls" => &SpreadsheetParser { format: "xls" },
+        "ods" => &SpreadsheetParser { format: "ods" },
         _ => return Err(ParseError::Unsupported(ext)),
     })
 }
