@@ -44,6 +44,8 @@ enum Command {
     /// Show a knowledge base's documents and chunks, and any disagreement between its ledger
     /// and its store, as JSON.
     Inspect(commands::inspect::InspectArgs),
+    /// Print the text a file's parser extracts (what would be indexed), or why it fails.
+    Parse(commands::parse::ParseArgs),
     /// Serve Bedrock's Knowledge Bases API over HTTP.
     Serve(commands::serve::ServeArgs),
     /// Helpers for benchmarks.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Jobs(args) => commands::jobs::run(&cli.config, args),
         Command::Inspect(args) => commands::inspect::run(&cli.config, args),
         Command::Serve(args) => commands::serve::run(&cli.config, args),
+        Command::Parse(args) => commands::parse::run(&cli.config, args),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };
     match result {

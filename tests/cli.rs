@@ -71,3 +71,45 @@ fn unknown_knowledge_bases_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn parse_prints_what_would_be_indexed_or_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("prices.csv");
+    std::fs::write(&csv, "Plan,Price\nPro,49\n").unwrap();
+    let out = common::quarry_with_stdin(
+        &dir.path().join("unused.toml"),
+        &["parse", csv.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Plan: Pro; Price: 49\n"
+    );
+
+    let out = common::quarry_with_stdin(
+        &dir.path().join("unused.toml"),
+        &["parse", csv.to_str().unwrap(), "--json"],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["format"].as_str(), v["text"].as_str()),
+        (Some("csv"), Some("Plan: Pro; Price: 49\n"))
+    );
+
+    let bad = dir.path().join("broken.csv");
+    std::fs::write(&bad, "a,b\n1,2,3\n").unwrap();
+    let out = common::quarry_with_stdin(
+        &dir.path().join("unused.toml"),
+        &["parse", bad.to_str().unwrap()],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("row on line 2 has 3 fields"));
+}

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod embed;
 pub mod inspect;
 pub mod jobs;
+pub mod parse;
 pub mod query;
 pub mod serve;
 pub mod sync;
