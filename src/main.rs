@@ -44,6 +44,8 @@ enum Command {
     /// Show a knowledge base's documents and chunks, and any disagreement between its ledger
     /// and its store, as JSON.
     Inspect(commands::inspect::InspectArgs),
+    /// Retrieval quality on a BEIR folder: nDCG@10, recall@100, MRR@10.
+    Eval(commands::eval::EvalArgs),
     /// Print the text a file's parser extracts (what would be indexed), or why it fails.
     Parse(commands::parse::ParseArgs),
     /// Serve Bedrock's Knowledge Bases API over HTTP.
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(&cli.config, args),
         Command::Serve(args) => commands::serve::run(&cli.config, args),
         Command::Parse(args) => commands::parse::run(&cli.config, args),
+        Command::Eval(args) => commands::eval::run(&cli.config, args),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };
     match result {

@@ -113,3 +113,59 @@ fn parse_prints_what_would_be_indexed_or_why_not() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("row on line 2 has 3 fields"));
 }
+
+#[test]
+fn eval_scores_a_beir_folder() {
+    let ws = Workspace::new(None);
+    let beir = ws.dir.path().join("beir");
+    std::fs::create_dir_all(beir.join("qrels")).unwrap();
+    let docs = [
+        (
+            "d1",
+            "Lighthouses",
+            "The keeper climbs the tower every evening to light the lamp.",
+        ),
+        (
+            "d2",
+            "Volcanoes",
+            "Magma chambers refill slowly and eruptions eject ash clouds.",
+        ),
+        (
+            "d3",
+            "Bread",
+            "Sourdough needs a starter fed with flour and water twice a day.",
+        ),
+    ];
+    let corpus: String = docs
+        .iter()
+        .map(|(id, title, text)| {
+            format!(
+                "{}\n",
+                serde_json::json!({"_id": id, "title": title, "text": text})
+            )
+        })
+        .collect();
+    std::fs::write(beir.join("corpus.jsonl"), corpus).unwrap();
+    std::fs::write(
+        beir.join("queries.jsonl"),
+        "{\"_id\": \"q1\", \"text\": \"who lights the lamp in the lighthouse tower\"}\n{\"_id\": \"q2\", \"text\": \"how to feed a sourdough starter\"}\n{\"_id\": \"q3\", \"text\": \"not judged\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        beir.join("qrels/test.tsv"),
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n",
+    )
+    .unwrap();
+    let out = ws.quarry(&["eval", beir.to_str().unwrap(), "--split", "test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("3 documents, 2 judged queries"), "{report}");
+    assert!(
+        report.contains("| SEMANTIC (HNSW) | 1.000 | 1.000 | 1.000 |"),
+        "{report}"
+    );
+}

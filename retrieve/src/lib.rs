@@ -1,6 +1,7 @@
 //! Retrieval: a query in, ranked passages out, in Bedrock's `RetrieveResponse` shape.
 #![forbid(unsafe_code)]
 
+pub mod metrics;
 mod wire;
 
 use quarry_core::{EmbedError, Embedder, Filter, StoreError, VectorStore};

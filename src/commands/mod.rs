@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod embed;
+pub mod eval;
 pub mod inspect;
 pub mod jobs;
 pub mod parse;
