@@ -165,7 +165,7 @@ fn eval_scores_a_beir_folder() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("3 documents, 2 judged queries"), "{report}");
     assert!(
-        report.contains("| SEMANTIC (HNSW) | 1.000 | 1.000 | 1.000 |"),
+        report.contains("| SEMANTIC (HNSW) | 1.000 | 1.000 | 1.000 | 1.000 |"),
         "{report}"
     );
 }

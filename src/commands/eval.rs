@@ -1,7 +1,8 @@
 //! `quarry eval DIR`: retrieval quality on a BEIR-format folder (`corpus.jsonl`,
 //! `queries.jsonl`, `qrels/<split>.tsv`). Builds a throw-away knowledge base with the chosen
 //! model and chunking (documents are "title text"), runs every judged query, and prints
-//! nDCG@10, recall@100 and MRR@10, with ingestion and query timings.
+//! nDCG@10, recall@100, MRR@10 and hit@5 (a relevant document in the first five), with
+//! ingestion and query timings. SQuAD-style question files (`{"id", "question"}`) work too.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -33,6 +34,13 @@ pub struct EvalArgs {
     /// Only the first N judged queries.
     #[arg(long)]
     limit: Option<usize>,
+    /// Queries file, when not DIR/queries.jsonl; lines of `{"_id", "text"}` (BEIR) or
+    /// `{"id", "question"}` (SQuAD).
+    #[arg(long)]
+    queries: Option<PathBuf>,
+    /// Relevance judgments, when not DIR/qrels/SPLIT.tsv.
+    #[arg(long)]
+    qrels: Option<PathBuf>,
 }
 
 fn jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
@@ -76,7 +84,10 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let chunker = quarry_chunkers::chunker_for(&chunking, Arc::new(Counter(embedder.clone())))?;
 
     let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();
-    let qrels_path = args.dir.join("qrels").join(format!("{}.tsv", args.split));
+    let qrels_path = args
+        .qrels
+        .clone()
+        .unwrap_or_else(|| args.dir.join("qrels").join(format!("{}.tsv", args.split)));
     for line in fs_err::read_to_string(&qrels_path)?.lines().skip(1) {
         let parts: Vec<&str> = line.split('\t').collect();
         if let [q, d, score] = parts[..] {
@@ -86,9 +97,16 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
                 .insert(d.to_owned(), score.trim().parse().unwrap_or(0));
         }
     }
-    let mut queries: Vec<(String, String)> = jsonl(&args.dir.join("queries.jsonl"))?
+    let queries_path = args
+        .queries
+        .clone()
+        .unwrap_or_else(|| args.dir.join("queries.jsonl"));
+    let mut queries: Vec<(String, String)> = jsonl(&queries_path)?
         .iter()
-        .map(|q| (text_of(q, "_id"), text_of(q, "text")))
+        .map(|q| match q.get("question") {
+            Some(_) => (text_of(q, "id"), text_of(q, "question")),
+            None => (text_of(q, "_id"), text_of(q, "text")),
+        })
         .filter(|(id, _)| qrels.contains_key(id))
         .collect();
     if let Some(n) = args.limit {
@@ -146,7 +164,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     );
 
     let started = Instant::now();
-    let (mut ndcg, mut recall, mut mrr) = (0.0, 0.0, 0.0);
+    let (mut ndcg, mut recall, mut mrr, mut hits) = (0.0, 0.0, 0.0, 0.0);
     for batch in queries.chunks(64) {
         let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
         for ((id, _), vector) in batch.iter().zip(embedder.embed(&texts)?) {
@@ -163,6 +181,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
             ndcg += ndcg_at(10, &ranked, relevant);
             recall += recall_at(100, &ranked, relevant);
             mrr += mrr_at(10, &ranked, relevant);
+            hits += f64::from(u8::from(mrr_at(5, &ranked, relevant) > 0.0));
         }
     }
     let n = queries.len().max(1) as f64;
@@ -175,14 +194,15 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         queries.len(),
         args.chunking
     );
-    println!("| mode | nDCG@10 | recall@100 | MRR@10 |\n|---|---|---|---|");
+    println!("| mode | nDCG@10 | recall@100 | MRR@10 | hit@5 |\n|---|---|---|---|---|");
     println!(
-        "| SEMANTIC (HNSW) | {:.3} | {:.3} | {:.3} |",
+        "| SEMANTIC (HNSW) | {:.3} | {:.3} | {:.3} | {:.3} |",
         ndcg / n,
         recall / n,
-        mrr / n
+        mrr / n,
+        hits / n
     );
-    println!("| HYBRID | not built yet (needs the lexical index) | | |");
+    println!("| HYBRID | not built yet (needs the lexical index) | | | |");
     println!(
         "ingestion {:.1} documents/s; {query_ms:.1} ms per query (embedding included)",
         corpus.len() as f64 / ingest_secs
