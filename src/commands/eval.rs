@@ -187,9 +187,12 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let n = queries.len().max(1) as f64;
     let query_ms = started.elapsed().as_secs_f64() * 1000.0 / n;
     println!(
-        "{} split {}: {} documents, {} judged queries, model {model}, chunking {}",
+        "{} judged by {}: {} documents, {} judged queries, model {model}, chunking {}",
         args.dir.display(),
-        args.split,
+        qrels_path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
         corpus.len(),
         queries.len(),
         args.chunking
