@@ -105,7 +105,7 @@ impl KnowledgeBase {
     }
 
     pub fn chunker(&self, ds: &DataSourceConfig) -> anyhow::Result<Box<dyn Chunker>> {
-        let counter: Arc<dyn TokenCounter> = Arc::new(EmbedderTokens(self.embedder.clone()));
+        let counter: Arc<dyn TokenCounter> = self.embedder.clone();
         quarry_chunkers::chunker_for(&ds.chunking, counter).with_context(|| {
             format!(
                 "knowledge base {}, data source {}: chunking",
@@ -174,17 +174,5 @@ impl Models {
         let model = load_model(config, name)?;
         loaded.insert(name.to_owned(), model.clone());
         Ok(model)
-    }
-}
-
-/// Lends an embedder's tokenizer to a chunker.
-struct EmbedderTokens(Arc<dyn Embedder>);
-
-impl TokenCounter for EmbedderTokens {
-    fn count_tokens(&self, text: &str) -> usize {
-        self.0.count_tokens(text)
-    }
-    fn max_content_tokens(&self) -> usize {
-        self.0.max_content_tokens()
     }
 }

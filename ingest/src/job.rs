@@ -49,6 +49,26 @@ const MAX_REASONS: usize = 2048;
 const MAX_REASON_CHARS: usize = 2048;
 
 impl IngestionJob {
+    /// A new job, STARTING now, with a fresh Bedrock-style id.
+    pub fn starting(
+        knowledge_base_id: &str,
+        data_source_id: &str,
+        description: Option<String>,
+    ) -> Self {
+        let now = Utc::now();
+        Self {
+            knowledge_base_id: knowledge_base_id.to_owned(),
+            data_source_id: data_source_id.to_owned(),
+            ingestion_job_id: quarry_core::ids::ResourceId::random().to_string(),
+            description,
+            status: JobStatus::Starting,
+            statistics: Statistics::default(),
+            failure_reasons: Vec::new(),
+            started_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn fail_document(&mut self, uri: &str, reason: &str) {
         self.statistics.number_of_documents_failed += 1;
         if self.failure_reasons.len() < MAX_REASONS {

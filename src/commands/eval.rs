@@ -8,12 +8,11 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use quarry_core::config::ChunkingConfig;
-use quarry_core::{Embedder, ParsedDocument, StoredChunk, TokenCounter, VectorStore};
+use quarry_core::{ParsedDocument, StoredChunk, VectorStore};
 use quarry_retrieve::metrics::{mrr_at, ndcg_at, recall_at};
 use quarry_vectorstores::{HnswParams, HnswStore};
 
@@ -55,17 +54,6 @@ fn text_of(v: &serde_json::Value, key: &str) -> String {
     v[key].as_str().unwrap_or("").to_owned()
 }
 
-struct Counter(Arc<dyn Embedder>);
-
-impl TokenCounter for Counter {
-    fn count_tokens(&self, text: &str) -> usize {
-        self.0.count_tokens(text)
-    }
-    fn max_content_tokens(&self) -> usize {
-        self.0.max_content_tokens()
-    }
-}
-
 pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
     let model = match args.model {
@@ -81,7 +69,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         other => bail!("--chunking {other}: use NONE or DEFAULT"),
     };
     let embedder = load_model(&config, &model)?;
-    let chunker = quarry_chunkers::chunker_for(&chunking, Arc::new(Counter(embedder.clone())))?;
+    let chunker = quarry_chunkers::chunker_for(&chunking, embedder.clone())?;
 
     let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();
     let qrels_path = args

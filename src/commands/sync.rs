@@ -5,10 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::Utc;
-use quarry_core::ids::ResourceId;
 use quarry_ingest::lock::Holder;
-use quarry_ingest::{DataSourceLock, IngestionJob, JobStatus, Statistics, SyncTarget, run_sync};
+use quarry_ingest::{DataSourceLock, IngestionJob, JobStatus, SyncTarget, run_sync};
 
 use crate::knowledge_base::{KnowledgeBase, source_for};
 use crate::progress::SyncProgress;
@@ -55,18 +53,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         }
         let chunker = kb.chunker(&ds)?;
         let source = source_for(&ds, &config.s3)?;
-        let now = Utc::now();
-        let mut job = IngestionJob {
-            knowledge_base_id: kb.id().to_owned(),
-            data_source_id: ds.id.get_ref().to_string(),
-            ingestion_job_id: ResourceId::random().to_string(),
-            description: None,
-            status: JobStatus::Starting,
-            statistics: Statistics::default(),
-            failure_reasons: Vec::new(),
-            started_at: now,
-            updated_at: now,
-        };
+        let mut job = IngestionJob::starting(kb.id(), ds.id.get_ref().as_str(), None);
         let _lock = match DataSourceLock::try_acquire(
             &kb.dir,
             ds.id.get_ref().as_str(),

@@ -11,11 +11,9 @@ use std::thread::JoinHandle;
 
 use chrono::Utc;
 use quarry_core::config::{DataSourceConfig, S3Defaults};
-use quarry_core::ids::ResourceId;
 use quarry_ingest::lock::Holder;
 use quarry_ingest::{
-    DataSourceLock, IngestionJob, JobStatus, Ledger, Statistics, SyncTarget, run_sync,
-    run_sync_keys,
+    DataSourceLock, IngestionJob, JobStatus, Ledger, SyncTarget, run_sync, run_sync_keys,
 };
 use serde::{Deserialize, Serialize};
 
@@ -61,21 +59,6 @@ pub struct JobManager {
 struct Resume {
     knowledge_base_id: String,
     data_source_id: String,
-}
-
-fn new_job(kb: &KnowledgeBase, ds_id: &str, description: Option<String>) -> IngestionJob {
-    let now = Utc::now();
-    IngestionJob {
-        knowledge_base_id: kb.id().to_owned(),
-        data_source_id: ds_id.to_owned(),
-        ingestion_job_id: ResourceId::random().to_string(),
-        description,
-        status: JobStatus::Starting,
-        statistics: Statistics::default(),
-        failure_reasons: Vec::new(),
-        started_at: now,
-        updated_at: now,
-    }
 }
 
 impl JobManager {
@@ -161,7 +144,7 @@ impl JobManager {
             .chunker(&ds)
             .map_err(|e| ApiError::Validation(format!("{e:#}")))?;
         let ledger = kb.open_ledger().map_err(ApiError::internal)?;
-        let job = new_job(&kb, &key.1, description);
+        let job = IngestionJob::starting(kb.id(), &key.1, description);
         let lock = match DataSourceLock::try_acquire(&kb.dir, &key.1, &job.ingestion_job_id)
             .map_err(ApiError::internal)?
         {
@@ -212,7 +195,11 @@ impl JobManager {
                         jobs.running.remove(&thread_key);
                         return;
                     }
-                    job = new_job(&kb, &thread_key.1, Some("change events".into()));
+                    job = IngestionJob::starting(
+                        kb.id(),
+                        &thread_key.1,
+                        Some("change events".into()),
+                    );
                     *thread_job_id.lock().unwrap_or_else(|p| p.into_inner()) =
                         job.ingestion_job_id.clone();
                     drop(jobs);

@@ -246,7 +246,9 @@ impl VectorStore for HnswStore {
     ) -> Result<Vec<SearchHit>, StoreError> {
         self.check_dimension(query)?;
         let query = distance::normalized(query);
-        let ranked: Vec<(usize, f32)> = {
+        // Chunk ids and scores, read under one lock so a concurrent delete cannot pair a
+        // score with the wrong chunk.
+        let ranked: Vec<(String, f32)> = {
             let index = self.index_read();
             if index.live == 0 || k == 0 {
                 return Ok(Vec::new());
@@ -277,29 +279,17 @@ impl VectorStore for HnswStore {
                 }
             }
             .into_iter()
-            .map(|(slot, _)| {
-                (
-                    slot,
-                    distance::dot(
-                        &query,
-                        &index.slots[slot].as_ref().expect("live slot").vector,
-                    ),
-                )
+            .filter_map(|(slot, _)| {
+                let entry = index.slots[slot].as_ref()?;
+                Some((entry.chunk_id.clone(), distance::dot(&query, &entry.vector)))
             })
             .collect()
         };
-        let ids: Vec<String> = {
-            let index = self.index_read();
-            ranked
-                .iter()
-                .filter_map(|(slot, _)| index.slots[*slot].as_ref().map(|e| e.chunk_id.clone()))
-                .collect()
-        };
+        let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
         let mut rows = self.table().load_chunks(&ids)?;
         let mut hits: Vec<SearchHit> = ranked
             .iter()
-            .zip(&ids)
-            .filter_map(|((_, score), id)| {
+            .filter_map(|(id, score)| {
                 rows.remove(id).map(|chunk| SearchHit {
                     chunk,
                     score: *score,
