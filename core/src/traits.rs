@@ -99,6 +99,9 @@ pub trait VectorStore: Send + Sync {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<SearchHit>, StoreError>;
+    /// The chunks with these ids, in the order asked, skipping ids not stored. Vectors may
+    /// be left empty.
+    fn chunks(&self, ids: &[String]) -> Result<Vec<StoredChunk>, StoreError>;
     /// Ids of the chunks of one document, sorted.
     fn document_chunk_ids(
         &self,

@@ -165,6 +165,20 @@ pub fn delete_removes_one_document(open: &OpenStore, dir: &Path) {
         ["a1", "a2"]
     );
     assert_eq!(store.chunk_ids().unwrap(), ["a1", "a2", "b1"]);
+    let asked = ["b1", "gone", "a1"].map(String::from);
+    let fetched: Vec<(String, String)> = store
+        .chunks(&asked)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c.text))
+        .collect();
+    assert_eq!(
+        fetched,
+        [
+            ("b1".into(), "text of b1".into()),
+            ("a1".into(), "text of a1".into())
+        ]
+    );
     assert_eq!(store.delete_document("DS00000001", "doc-a").unwrap(), 2);
     assert_eq!(store.delete_document("DS00000001", "doc-a").unwrap(), 0);
     assert_eq!(store.len().unwrap(), 1);

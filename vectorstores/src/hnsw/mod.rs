@@ -300,6 +300,11 @@ impl VectorStore for HnswStore {
         Ok(hits)
     }
 
+    fn chunks(&self, ids: &[String]) -> Result<Vec<StoredChunk>, StoreError> {
+        let mut rows = self.table().load_chunks(ids)?;
+        Ok(ids.iter().filter_map(|id| rows.remove(id)).collect())
+    }
+
     fn document_chunk_ids(
         &self,
         data_source_id: &str,
