@@ -9,15 +9,18 @@ use quarry_core::config::{
     Config, DataSourceConfig, DataSourceKind, KnowledgeBaseConfig, ModelConfig, S3Defaults,
     VectorStoreConfig,
 };
-use quarry_core::{Chunker, Embedder, TokenCounter, VectorStore};
+use quarry_core::{Chunker, Embedder, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles};
 use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError};
+use quarry_lexical::{HybridStore, LexicalIndex};
 use quarry_vectorstores::{HnswParams, HnswStore};
 
 pub struct KnowledgeBase {
     pub config: KnowledgeBaseConfig,
     pub embedder: Arc<dyn Embedder>,
+    /// The vectors with the lexical index kept in step: write through this.
     pub store: Arc<dyn VectorStore>,
+    pub lexical: Arc<LexicalIndex>,
     ledger: Arc<Mutex<Ledger>>,
     pub dir: PathBuf,
 }
@@ -48,7 +51,7 @@ impl KnowledgeBase {
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<Self> {
         let dir = data_dir.join(config.id.get_ref().as_str());
-        let store: Arc<dyn VectorStore> = match config.vector_store {
+        let vectors: Arc<dyn VectorStore> = match config.vector_store {
             VectorStoreConfig::Hnsw => Arc::new(
                 HnswStore::open(
                     &dir.join("hnsw"),
@@ -58,11 +61,20 @@ impl KnowledgeBase {
                 .with_context(|| format!("opening the vector store in {}", dir.display()))?,
             ),
         };
+        let lexical = Arc::new(
+            LexicalIndex::open(&dir.join("lexical"))
+                .with_context(|| format!("opening the lexical index in {}", dir.display()))?,
+        );
+        lexical
+            .rebuild_if_stale(vectors.as_ref())
+            .with_context(|| format!("rebuilding the lexical index in {}", dir.display()))?;
+        let store = Arc::new(HybridStore::new(vectors, lexical.clone()));
         let ledger = Ledger::open(&ledger_path(&dir))?;
         Ok(Self {
             config,
             embedder,
             store,
+            lexical,
             ledger: Arc::new(Mutex::new(ledger)),
             dir,
         })
@@ -75,6 +87,7 @@ impl KnowledgeBase {
             config,
             embedder: self.embedder.clone(),
             store: self.store.clone(),
+            lexical: self.lexical.clone(),
             ledger: self.ledger.clone(),
             dir: self.dir.clone(),
         }
@@ -86,6 +99,14 @@ impl KnowledgeBase {
 
     pub fn name(&self) -> &str {
         self.config.name.get_ref()
+    }
+
+    /// What a search reads.
+    pub fn indexes(&self) -> quarry_retrieve::Indexes<'_> {
+        quarry_retrieve::Indexes {
+            store: self.store.as_ref(),
+            lexical: Some(&self.lexical),
+        }
     }
 
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
@@ -105,8 +126,7 @@ impl KnowledgeBase {
     }
 
     pub fn chunker(&self, ds: &DataSourceConfig) -> anyhow::Result<Box<dyn Chunker>> {
-        let counter: Arc<dyn TokenCounter> = self.embedder.clone();
-        quarry_chunkers::chunker_for(&ds.chunking, counter).with_context(|| {
+        quarry_chunkers::chunker_for(&ds.chunking, self.embedder.clone()).with_context(|| {
             format!(
                 "knowledge base {}, data source {}: chunking",
                 self.name(),

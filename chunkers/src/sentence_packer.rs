@@ -22,17 +22,27 @@ struct Unit {
 
 impl SentencePacker {
     pub fn new(max_tokens: usize, overlap_percentage: u8, counter: Arc<dyn TokenCounter>) -> Self {
+        let overlap_tokens = max_tokens * usize::from(overlap_percentage) / 100;
+        Self::with_overlap_tokens(max_tokens, overlap_tokens, counter)
+    }
+
+    pub fn with_overlap_tokens(
+        max_tokens: usize,
+        overlap_tokens: usize,
+        counter: Arc<dyn TokenCounter>,
+    ) -> Self {
         Self {
             max_tokens: max_tokens.max(1),
-            overlap_tokens: max_tokens * usize::from(overlap_percentage) / 100,
+            overlap_tokens,
             counter,
         }
     }
 
-    /// Sentences, each no longer than a chunk.
-    fn units(&self, text: &str) -> Vec<Unit> {
+    /// Sentences of `text[range]` (spans into `text`), each no longer than a chunk.
+    fn units(&self, text: &str, range: Range<usize>) -> Vec<Unit> {
         let mut units = Vec::new();
-        for span in sentence_spans(text) {
+        for local in sentence_spans(&text[range.clone()]) {
+            let span = range.start + local.start..range.start + local.end;
             let tokens = self.counter.count_tokens(&text[span.clone()]);
             if tokens <= self.max_tokens {
                 units.push(Unit { span, tokens });
@@ -104,8 +114,15 @@ fn words(text: &str, span: Range<usize>) -> impl Iterator<Item = Range<usize>> +
 
 impl Chunker for SentencePacker {
     fn chunk(&self, document: &ParsedDocument) -> Vec<Chunk> {
+        self.chunk_range(document, 0..document.text.len())
+    }
+}
+
+impl SentencePacker {
+    /// Chunks of the part `range` of the document (spans still into the whole text).
+    pub fn chunk_range(&self, document: &ParsedDocument, range: Range<usize>) -> Vec<Chunk> {
         let text = &document.text;
-        let units = self.units(text);
+        let units = self.units(text, range);
         let mut chunks = Vec::new();
         let mut first = 0;
         while first < units.len() {
@@ -131,6 +148,7 @@ impl Chunker for SentencePacker {
                 text: text[span.clone()].to_owned(),
                 page: document.page_at(span.start),
                 span,
+                parent: None,
             });
             if end == units.len() {
                 break;

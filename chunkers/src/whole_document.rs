@@ -34,6 +34,7 @@ impl Chunker for WholeDocument {
             text: text.to_owned(),
             span: start..start + text.len(),
             page: document.page_at(start),
+            parent: None,
         }]
     }
 }

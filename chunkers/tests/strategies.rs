@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use quarry_chunkers::{ChunkingError, chunker_for};
 use quarry_core::config::ChunkingConfig;
-use quarry_core::{ParsedDocument, TokenCounter};
+use quarry_core::{Embedder, ParsedDocument};
 use quarry_embed::{BertEmbedder, ModelFiles};
 
-fn counter() -> Arc<dyn TokenCounter> {
+fn counter() -> Arc<dyn Embedder> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
     let files = ModelFiles::locate(Some(&dir), None).expect("run `make models` first");
     Arc::new(BertEmbedder::load(files).unwrap())
@@ -117,4 +117,109 @@ fn max_tokens_above_the_models_limit_is_refused_naming_both() {
         }
         Ok(_) => panic!("accepted max_tokens 400"),
     }
+}
+
+#[test]
+fn hierarchical_children_nest_in_parents_that_they_share() {
+    let counter = counter();
+    let config = ChunkingConfig::Hierarchical {
+        parent_max_tokens: 150,
+        child_max_tokens: 40,
+        // A sentence of the essay is about 13 tokens; overlap is in whole sentences.
+        overlap_tokens: 15,
+    };
+    let chunker = chunker_for(&config, counter.clone()).unwrap();
+    let doc = ParsedDocument::plain(essay());
+    let chunks = chunker.chunk(&doc);
+    let mut parents: Vec<std::ops::Range<usize>> = Vec::new();
+    for c in &chunks {
+        let parent = c.parent.as_ref().expect("every child has its parent");
+        assert!(counter.count_tokens(&c.text) <= 40);
+        assert!(counter.count_tokens(&parent.text) <= 150);
+        assert_eq!(&doc.text[parent.span.clone()], parent.text);
+        assert!(parent.span.start <= c.span.start && c.span.end <= parent.span.end);
+        assert_eq!(c.returned_passage().text, parent.text);
+        if parents.last() != Some(&parent.span) {
+            parents.push(parent.span.clone());
+        }
+    }
+    // Several parents, several children each, parents tiling the document in order.
+    assert!(parents.len() >= 5, "{} parents", parents.len());
+    assert!(chunks.len() >= 3 * parents.len());
+    for pair in parents.windows(2) {
+        assert!(pair[0].end <= pair[1].start);
+    }
+    // Children of one parent overlap.
+    let first: Vec<_> = chunks
+        .iter()
+        .filter(|c| c.parent.as_ref().unwrap().span == parents[0])
+        .collect();
+    assert!(first[1].span.start < first[0].span.end);
+}
+
+#[test]
+fn hierarchical_child_size_is_held_to_the_models_limit() {
+    let config = ChunkingConfig::Hierarchical {
+        parent_max_tokens: 1500,
+        child_max_tokens: 300,
+        overlap_tokens: 60,
+    };
+    assert!(matches!(
+        chunker_for(&config, counter()),
+        Err(ChunkingError::AboveModelLimit {
+            max_tokens: 300,
+            model_limit: 254
+        })
+    ));
+}
+
+#[test]
+fn semantic_breaks_where_the_topic_changes() {
+    let counter = counter();
+    let cooking = [
+        "Whisk the eggs with sugar until pale.",
+        "Fold in the flour gently with a spatula.",
+        "Bake the cake batter for forty minutes in a hot oven.",
+        "Let the sponge cool before icing it with buttercream.",
+    ];
+    let space = [
+        "The rocket reached orbit after the second stage burn.",
+        "Astronauts docked the capsule with the space station.",
+        "Solar panels on the spacecraft unfolded in orbit.",
+        "Mission control tracked the satellite across the sky.",
+    ];
+    let text = cooking
+        .iter()
+        .chain(&space)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let config = ChunkingConfig::Semantic {
+        max_tokens: 200,
+        buffer_size: 1,
+        breakpoint_percentile_threshold: 90,
+    };
+    let chunker = chunker_for(&config, counter.clone()).unwrap();
+    let doc = ParsedDocument::plain(text);
+    let chunks = chunker.chunk(&doc);
+    // With seven gaps, the 90th percentile leaves one break: between the topics.
+    let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
+    assert_eq!(texts, [cooking.join(" "), space.join(" ")], "{texts:#?}");
+    for c in &chunks {
+        assert_eq!(&doc.text[c.span.clone()], c.text);
+    }
+}
+
+#[test]
+fn semantic_pieces_above_max_tokens_are_split_further() {
+    let counter = counter();
+    let config = ChunkingConfig::Semantic {
+        max_tokens: 30,
+        buffer_size: 0,
+        breakpoint_percentile_threshold: 99,
+    };
+    let chunker = chunker_for(&config, counter.clone()).unwrap();
+    let chunks = chunker.chunk(&ParsedDocument::plain(essay()));
+    assert!(chunks.len() > 10);
+    assert!(chunks.iter().all(|c| counter.count_tokens(&c.text) <= 30));
 }

@@ -7,10 +7,33 @@ use crate::metadata::Metadata;
 /// A piece of a document's text, with where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chunk {
+    /// What is embedded and searched.
     pub text: String,
     /// Byte range of the chunk in the parsed document's text.
     pub span: Range<usize>,
     pub page: Option<u32>,
+    /// HIERARCHICAL chunking: the parent passage a search returns when this child matches.
+    pub parent: Option<Passage>,
+}
+
+/// A passage of a document: its text and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    pub text: String,
+    pub span: Range<usize>,
+    pub page: Option<u32>,
+}
+
+impl Chunk {
+    /// What a search returns for this chunk: its parent's passage when it has one, else
+    /// itself. Children of one parent share it, and searches return it once.
+    pub fn returned_passage(&self) -> Passage {
+        self.parent.clone().unwrap_or_else(|| Passage {
+            text: self.text.clone(),
+            span: self.span.clone(),
+            page: self.page,
+        })
+    }
 }
 
 /// A chunk as stored: its text, vector, the document it belongs to and its metadata.

@@ -216,6 +216,82 @@ pub enum ChunkingConfig {
         overlap_percentage: u8,
     },
     None,
+    /// Parents of up to `parent_max_tokens` split into children of up to `child_max_tokens`
+    /// (consecutive children sharing about `overlap_tokens`); children are searched, their
+    /// parents returned.
+    Hierarchical {
+        parent_max_tokens: usize,
+        child_max_tokens: usize,
+        overlap_tokens: usize,
+    },
+    /// Breaks where the meaning changes: between neighbouring sentence groups (each sentence
+    /// with `buffer_size` sentences either side) whose embedding distance is above the
+    /// `breakpoint_percentile_threshold`-th percentile of the document's distances; pieces
+    /// above `max_tokens` are split further.
+    Semantic {
+        max_tokens: usize,
+        buffer_size: usize,
+        breakpoint_percentile_threshold: u8,
+    },
+}
+
+impl ChunkingConfig {
+    /// What is wrong with the hierarchical or semantic settings, if anything: the field
+    /// and why (Bedrock's bounds).
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        match *self {
+            ChunkingConfig::Hierarchical {
+                parent_max_tokens,
+                child_max_tokens,
+                overlap_tokens,
+            } => {
+                if child_max_tokens < 20 {
+                    Some((
+                        "child_max_tokens",
+                        format!("{child_max_tokens} is too small; use at least 20"),
+                    ))
+                } else if parent_max_tokens < child_max_tokens || parent_max_tokens > 8192 {
+                    Some((
+                        "parent_max_tokens",
+                        format!(
+                            "{parent_max_tokens} must be between child_max_tokens ({child_max_tokens}) and 8192"
+                        ),
+                    ))
+                } else if overlap_tokens >= child_max_tokens {
+                    Some((
+                        "overlap_tokens",
+                        format!(
+                            "{overlap_tokens} must be below child_max_tokens ({child_max_tokens})"
+                        ),
+                    ))
+                } else {
+                    None
+                }
+            }
+            ChunkingConfig::Semantic {
+                max_tokens,
+                buffer_size,
+                breakpoint_percentile_threshold,
+            } => {
+                if max_tokens < 20 {
+                    Some((
+                        "max_tokens",
+                        format!("{max_tokens} is too small; use at least 20"),
+                    ))
+                } else if buffer_size > 1 {
+                    Some(("buffer_size", format!("{buffer_size} is outside 0..=1")))
+                } else if !(50..=99).contains(&breakpoint_percentile_threshold) {
+                    Some((
+                        "breakpoint_percentile_threshold",
+                        format!("{breakpoint_percentile_threshold} is outside 50..=99"),
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A configuration that parsed but does not make sense. `span` points into the file.
@@ -339,6 +415,13 @@ impl Config {
                         span: Some(ds.id.span()),
                         field: here("bucket"),
                         message: "bucket, inclusion_prefixes, endpoint_url and sqs_queue_url belong to s3 data sources".into(),
+                    });
+                }
+                if let Some((field, message)) = ds.chunking.problem() {
+                    return Err(ConfigError {
+                        span: Some(ds.id.span()),
+                        field: here(&format!("chunking.{field}")),
+                        message,
                     });
                 }
                 if let ChunkingConfig::FixedSize {

@@ -11,7 +11,7 @@ pub mod ids;
 pub mod metadata;
 pub mod traits;
 
-pub use chunk::{Chunk, StoredChunk};
+pub use chunk::{Chunk, Passage, StoredChunk};
 pub use document::ParsedDocument;
 pub use filter::{Filter, FilterError};
 pub use metadata::{Metadata, MetadataValue};

@@ -350,16 +350,19 @@ pub(crate) fn write_document(
         .into_iter()
         .zip(vectors)
         .enumerate()
-        .map(|(i, (chunk, vector))| StoredChunk {
-            id: chunk_id(ds, key, i, &chunk.text),
-            data_source_id: ds.to_owned(),
-            document_key: key.to_owned(),
-            source_uri: source_uri.to_owned(),
-            text: chunk.text,
-            span: chunk.span,
-            page: chunk.page,
-            metadata: metadata.clone(),
-            vector,
+        .map(|(i, (chunk, vector))| {
+            let passage = chunk.returned_passage();
+            StoredChunk {
+                id: chunk_id(ds, key, i, &chunk.text),
+                data_source_id: ds.to_owned(),
+                document_key: key.to_owned(),
+                source_uri: source_uri.to_owned(),
+                text: passage.text,
+                span: passage.span,
+                page: passage.page,
+                metadata: metadata.clone(),
+                vector,
+            }
         })
         .collect();
     let started = Instant::now();

@@ -44,11 +44,7 @@ fn adds_edits_and_deletes_reach_the_lexical_index() {
     let store = open(dir.path());
     store
         .upsert(&[
-            chunk(
-                "a1",
-                "a.txt",
-                "Penguins and more penguins huddle together.",
-            ),
+            chunk("a1", "a.txt", "Penguins and more penguins huddle together."),
             chunk("a2", "a.txt", "Emperor penguins breed in winter."),
             chunk("b1", "b.txt", "Volcanoes erupt molten rock."),
         ])

@@ -16,7 +16,8 @@ pub struct RetrieveResponse {
 pub struct RetrievalResult {
     pub content: Content,
     pub location: Location,
-    /// Cosine similarity of the query and the passage, in [-1, 1]; higher is closer.
+    /// SEMANTIC: cosine similarity of the query and the passage, in [-1, 1]. HYBRID: the
+    /// fused score, in [0, 1]. Higher is closer either way.
     pub score: f64,
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }

@@ -8,12 +8,15 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use quarry_core::config::ChunkingConfig;
-use quarry_core::{ParsedDocument, StoredChunk, VectorStore};
+use quarry_core::{Chunker, Embedder, ParsedDocument, SearchHit, StoredChunk, VectorStore};
+use quarry_lexical::{HybridStore, LexicalIndex};
 use quarry_retrieve::metrics::{mrr_at, ndcg_at, recall_at};
+use quarry_retrieve::{Fusion, HYBRID_CANDIDATES, fused, lexical_hits};
 use quarry_vectorstores::{HnswParams, HnswStore};
 
 use crate::knowledge_base::load_model;
@@ -40,6 +43,57 @@ pub struct EvalArgs {
     /// Relevance judgments, when not DIR/qrels/SPLIT.tsv.
     #[arg(long)]
     qrels: Option<PathBuf>,
+    /// Keep the evaluation index in DIR and reuse it next time (same corpus, model and
+    /// chunking), instead of a throw-away one.
+    #[arg(long)]
+    index_dir: Option<PathBuf>,
+    /// Also score other fusions of the same candidates (RRF, other weights).
+    #[arg(long)]
+    sweep: bool,
+}
+
+/// Metrics summed over queries, for one retrieval mode.
+#[derive(Default)]
+struct Scores {
+    ndcg: f64,
+    recall: f64,
+    mrr: f64,
+    hits: f64,
+    seconds: f64,
+}
+
+impl Scores {
+    fn add(&mut self, ranked: &[String], relevant: &HashMap<String, u32>) {
+        self.ndcg += ndcg_at(10, ranked, relevant);
+        self.recall += recall_at(100, ranked, relevant);
+        self.mrr += mrr_at(10, ranked, relevant);
+        self.hits += f64::from(u8::from(mrr_at(5, ranked, relevant) > 0.0));
+    }
+
+    fn row(&self, mode: &str, n: f64) -> String {
+        format!(
+            "| {mode} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} |",
+            self.ndcg / n,
+            self.recall / n,
+            self.mrr / n,
+            self.hits / n,
+            self.seconds * 1000.0 / n
+        )
+    }
+}
+
+/// Distinct documents in rank order, at most 100.
+fn documents(hits: &[SearchHit]) -> Vec<String> {
+    let mut ranked: Vec<String> = Vec::with_capacity(100);
+    for hit in hits {
+        if !ranked.contains(&hit.chunk.document_key) {
+            ranked.push(hit.chunk.document_key.clone());
+        }
+        if ranked.len() == 100 {
+            break;
+        }
+    }
+    ranked
 }
 
 fn jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
@@ -103,8 +157,116 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let corpus = jsonl(&args.dir.join("corpus.jsonl"))?;
 
     let scratch = tempfile::tempdir()?;
-    let store = HnswStore::open(scratch.path(), embedder.dimension(), HnswParams::default())?;
+    let dir = args
+        .index_dir
+        .clone()
+        .unwrap_or_else(|| scratch.path().to_owned());
+    let vectors: Arc<dyn VectorStore> = Arc::new(HnswStore::open(
+        &dir.join("hnsw"),
+        embedder.dimension(),
+        HnswParams::default(),
+    )?);
+    let lexical = Arc::new(LexicalIndex::open(&dir.join("lexical"))?);
+    lexical.rebuild_if_stale(vectors.as_ref())?;
+    let store = HybridStore::new(vectors, lexical.clone());
     let started = Instant::now();
+    if !store.is_empty()? {
+        eprintln!(
+            "reusing the index in {} ({} chunks)",
+            dir.display(),
+            store.len()?
+        );
+    } else {
+        ingest(&corpus, chunker.as_ref(), embedder.as_ref(), &store)?;
+    }
+    let ingest_secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "indexed {} documents ({} chunks) in {ingest_secs:.0}s",
+        corpus.len(),
+        store.len()?
+    );
+
+    let fusions: Vec<(String, Fusion)> = if args.sweep {
+        let mut all = vec![("RRF k=60".to_owned(), Fusion::Rrf { k: 60.0 })];
+        for w in [0.3, 0.4, 0.5, 0.6, 0.7] {
+            all.push((
+                format!("convex w={w}"),
+                Fusion::Convex { semantic_weight: w },
+            ));
+        }
+        all
+    } else {
+        Vec::new()
+    };
+    let (mut semantic, mut bm25, mut hybrid) =
+        (Scores::default(), Scores::default(), Scores::default());
+    let mut others: Vec<Scores> = fusions.iter().map(|_| Scores::default()).collect();
+    // Documents are ranked from more chunks than documents, so chunked corpora still rank 100.
+    let walk = 3 * HYBRID_CANDIDATES;
+    for batch in queries.chunks(64) {
+        let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
+        let started = Instant::now();
+        let vectors = embedder.embed(&texts)?;
+        let embed_secs = started.elapsed().as_secs_f64() / batch.len() as f64;
+        for ((id, text), vector) in batch.iter().zip(vectors) {
+            let relevant = &qrels[id];
+            let started = Instant::now();
+            let by_vector = store.search(&vector, walk, None)?;
+            semantic.seconds += started.elapsed().as_secs_f64() + embed_secs;
+
+            semantic.add(&documents(&by_vector), relevant);
+            let started = Instant::now();
+            let by_words = lexical_hits(&lexical, &store, text, walk, None)?;
+            bm25.seconds += started.elapsed().as_secs_f64();
+            bm25.add(&documents(&by_words), relevant);
+            let started = Instant::now();
+            let candidates =
+                |hits: &[SearchHit]| hits[..hits.len().min(HYBRID_CANDIDATES)].to_vec();
+            let (v, w) = (candidates(&by_vector), candidates(&by_words));
+            hybrid.seconds += started.elapsed().as_secs_f64();
+            hybrid.add(&documents(&fused(&v, &w, Fusion::default())), relevant);
+            for ((_, fusion), scores) in fusions.iter().zip(&mut others) {
+                scores.add(&documents(&fused(&v, &w, *fusion)), relevant);
+            }
+        }
+    }
+    // HYBRID's time is both searches and the fusion.
+    hybrid.seconds += semantic.seconds + bm25.seconds;
+    let n = queries.len().max(1) as f64;
+    println!(
+        "{} judged by {}: {} documents, {} judged queries, model {model}, chunking {}",
+        args.dir.display(),
+        qrels_path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default(),
+        corpus.len(),
+        queries.len(),
+        args.chunking
+    );
+    println!(
+        "| mode | nDCG@10 | recall@100 | MRR@10 | hit@5 | ms/query |\n|---|---|---|---|---|---|"
+    );
+    println!("{}", semantic.row("SEMANTIC (HNSW)", n));
+    println!("{}", bm25.row("BM25 alone", n));
+    println!("{}", hybrid.row("HYBRID", n));
+    for ((name, _), scores) in fusions.iter().zip(&others) {
+        println!("{}", scores.row(&format!("HYBRID, {name}"), n));
+    }
+    println!(
+        "ingestion {:.1} documents/s; query times include embedding the query",
+        corpus.len() as f64 / ingest_secs
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Chunks, embeds and indexes the corpus (documents are "title text").
+fn ingest(
+    corpus: &[serde_json::Value],
+    chunker: &dyn Chunker,
+    embedder: &dyn Embedder,
+    store: &dyn VectorStore,
+) -> anyhow::Result<()> {
     for (b, batch) in corpus.chunks(256).enumerate() {
         let mut chunks = Vec::new();
         for doc in batch {
@@ -125,16 +287,19 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         let stored: Vec<StoredChunk> = chunks
             .into_iter()
             .zip(vectors)
-            .map(|((doc, i, c), vector)| StoredChunk {
-                id: quarry_ingest::sync::chunk_id("EVALDS0001", &doc, i, &c.text),
-                data_source_id: "EVALDS0001".into(),
-                source_uri: doc.clone(),
-                document_key: doc,
-                text: c.text,
-                span: c.span,
-                page: None,
-                metadata: Default::default(),
-                vector,
+            .map(|((doc, i, c), vector)| {
+                let passage = c.returned_passage();
+                StoredChunk {
+                    id: quarry_ingest::sync::chunk_id("EVALDS0001", &doc, i, &c.text),
+                    data_source_id: "EVALDS0001".into(),
+                    source_uri: doc.clone(),
+                    document_key: doc,
+                    text: passage.text,
+                    span: passage.span,
+                    page: None,
+                    metadata: Default::default(),
+                    vector,
+                }
             })
             .collect();
         store.upsert(&stored)?;
@@ -144,59 +309,6 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
             corpus.len()
         );
     }
-    let ingest_secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "\rindexed {} documents ({} chunks) in {ingest_secs:.0}s",
-        corpus.len(),
-        store.len()?
-    );
-
-    let started = Instant::now();
-    let (mut ndcg, mut recall, mut mrr, mut hits) = (0.0, 0.0, 0.0, 0.0);
-    for batch in queries.chunks(64) {
-        let texts: Vec<&str> = batch.iter().map(|(_, t)| t.as_str()).collect();
-        for ((id, _), vector) in batch.iter().zip(embedder.embed(&texts)?) {
-            let mut ranked: Vec<String> = Vec::with_capacity(100);
-            for hit in store.search(&vector, 300, None)? {
-                if !ranked.contains(&hit.chunk.document_key) {
-                    ranked.push(hit.chunk.document_key);
-                }
-                if ranked.len() == 100 {
-                    break;
-                }
-            }
-            let relevant = &qrels[id];
-            ndcg += ndcg_at(10, &ranked, relevant);
-            recall += recall_at(100, &ranked, relevant);
-            mrr += mrr_at(10, &ranked, relevant);
-            hits += f64::from(u8::from(mrr_at(5, &ranked, relevant) > 0.0));
-        }
-    }
-    let n = queries.len().max(1) as f64;
-    let query_ms = started.elapsed().as_secs_f64() * 1000.0 / n;
-    println!(
-        "{} judged by {}: {} documents, {} judged queries, model {model}, chunking {}",
-        args.dir.display(),
-        qrels_path
-            .file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default(),
-        corpus.len(),
-        queries.len(),
-        args.chunking
-    );
-    println!("| mode | nDCG@10 | recall@100 | MRR@10 | hit@5 |\n|---|---|---|---|---|");
-    println!(
-        "| SEMANTIC (HNSW) | {:.3} | {:.3} | {:.3} | {:.3} |",
-        ndcg / n,
-        recall / n,
-        mrr / n,
-        hits / n
-    );
-    println!("| HYBRID | not built yet (needs the lexical index) | | | |");
-    println!(
-        "ingestion {:.1} documents/s; {query_ms:.1} ms per query (embedding included)",
-        corpus.len() as f64 / ingest_secs
-    );
-    Ok(ExitCode::SUCCESS)
+    eprintln!();
+    Ok(())
 }

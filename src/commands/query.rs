@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use quarry_core::Filter;
-use quarry_retrieve::{RetrieveResponse, retrieve};
+use quarry_retrieve::{RetrieveResponse, SearchType, retrieve};
 
 use crate::knowledge_base::KnowledgeBase;
 
@@ -24,6 +24,9 @@ pub struct QueryArgs {
     /// Print Bedrock's RetrieveResponse JSON.
     #[arg(long)]
     json: bool,
+    /// SEMANTIC (vectors) or HYBRID (vectors and BM25, fused).
+    #[arg(long, default_value = "SEMANTIC", value_parser = ["SEMANTIC", "HYBRID"])]
+    search_type: String,
 }
 
 pub fn run(config_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
@@ -38,12 +41,14 @@ pub fn run(config_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let config = crate::config_file::load(config_path)?;
     let kb = KnowledgeBase::open(&config, &args.kb)?;
+    let search_type = SearchType::parse(&args.search_type).unwrap_or_default();
     let results = retrieve(
         kb.embedder.as_ref(),
-        kb.store.as_ref(),
+        kb.indexes(),
         &args.text,
         args.k,
         filter.as_ref(),
+        search_type,
     )?;
     if args.json {
         let response = RetrieveResponse {

@@ -115,6 +115,31 @@ struct ChunkingConfiguration {
     chunking_strategy: String,
     #[serde(default)]
     fixed_size_chunking_configuration: Option<FixedSize>,
+    #[serde(default)]
+    hierarchical_chunking_configuration: Option<HierarchicalChunking>,
+    #[serde(default)]
+    semantic_chunking_configuration: Option<SemanticChunking>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HierarchicalChunking {
+    level_configurations: Vec<Level>,
+    overlap_tokens: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Level {
+    max_tokens: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SemanticChunking {
+    max_tokens: usize,
+    buffer_size: usize,
+    breakpoint_percentile_threshold: u8,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +147,73 @@ struct ChunkingConfiguration {
 struct FixedSize {
     max_tokens: usize,
     overlap_percentage: u8,
+}
+
+fn required<T>(field: Option<T>, name: &str, strategy: &str) -> ApiResult<T> {
+    field.ok_or_else(|| {
+        ApiError::Validation(format!(
+            "chunkingConfiguration.{name} is required for {strategy}"
+        ))
+    })
+}
+
+/// Bedrock's `chunkingConfiguration`, checked against Bedrock's bounds.
+fn chunking_config(c: ChunkingConfiguration) -> ApiResult<ChunkingConfig> {
+    let strategy = c.chunking_strategy.as_str();
+    let config = match strategy {
+        "FIXED_SIZE" => {
+            let f = required(
+                c.fixed_size_chunking_configuration,
+                "fixedSizeChunkingConfiguration",
+                strategy,
+            )?;
+            ChunkingConfig::FixedSize {
+                max_tokens: f.max_tokens,
+                overlap_percentage: f.overlap_percentage,
+            }
+        }
+        "NONE" => ChunkingConfig::None,
+        "HIERARCHICAL" => {
+            let h = required(
+                c.hierarchical_chunking_configuration,
+                "hierarchicalChunkingConfiguration",
+                strategy,
+            )?;
+            let [parent, child] = &h.level_configurations[..] else {
+                return Err(ApiError::Validation(
+                    "chunkingConfiguration.hierarchicalChunkingConfiguration.levelConfigurations must have two levels: parent, then child".into(),
+                ));
+            };
+            ChunkingConfig::Hierarchical {
+                parent_max_tokens: parent.max_tokens,
+                child_max_tokens: child.max_tokens,
+                overlap_tokens: h.overlap_tokens,
+            }
+        }
+        "SEMANTIC" => {
+            let m = required(
+                c.semantic_chunking_configuration,
+                "semanticChunkingConfiguration",
+                strategy,
+            )?;
+            ChunkingConfig::Semantic {
+                max_tokens: m.max_tokens,
+                buffer_size: m.buffer_size,
+                breakpoint_percentile_threshold: m.breakpoint_percentile_threshold,
+            }
+        }
+        other => {
+            return Err(ApiError::Validation(format!(
+                "chunkingConfiguration.chunkingStrategy must be FIXED_SIZE, NONE, HIERARCHICAL or SEMANTIC, got {other}"
+            )));
+        }
+    };
+    if let Some((field, message)) = config.problem() {
+        return Err(ApiError::Validation(format!(
+            "chunkingConfiguration: {field} {message}"
+        )));
+    }
+    Ok(config)
 }
 
 /// A data source's configuration from a Create/UpdateDataSource request.
@@ -156,24 +248,7 @@ fn data_source_config(
         .and_then(|v| v.chunking_configuration)
     {
         None => ChunkingConfig::Default,
-        Some(c) => match (
-            c.chunking_strategy.as_str(),
-            c.fixed_size_chunking_configuration,
-        ) {
-            ("FIXED_SIZE", Some(f)) => ChunkingConfig::FixedSize {
-                max_tokens: f.max_tokens,
-                overlap_percentage: f.overlap_percentage,
-            },
-            ("FIXED_SIZE", None) => {
-                return Err(ApiError::Validation("chunkingConfiguration.fixedSizeChunkingConfiguration is required for FIXED_SIZE".into()));
-            }
-            ("NONE", _) => ChunkingConfig::None,
-            (other, _) => {
-                return Err(ApiError::Validation(format!(
-                    "chunkingConfiguration.chunkingStrategy {other} is not supported yet; use FIXED_SIZE or NONE"
-                )));
-            }
-        },
+        Some(c) => chunking_config(c)?,
     };
     let ds = DataSourceConfig {
         id: Spanned::new(0..0, id),

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use quarry_core::Filter;
-use quarry_retrieve::{MAX_RESULTS, RetrievalResult, RetrieveResponse};
+use quarry_retrieve::{MAX_RESULTS, RetrievalResult, RetrieveResponse, SearchType};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -87,6 +87,7 @@ pub async fn retrieve(
         .map(|c| c.vector_search_configuration);
     let mut k = 5usize;
     let mut filter = None;
+    let mut search_type = SearchType::default();
     if let Some(c) = config {
         if let Some(n) = c.number_of_results {
             if !(1..=MAX_RESULTS as i64).contains(&n) {
@@ -96,18 +97,12 @@ pub async fn retrieve(
             }
             k = n as usize;
         }
-        match c.override_search_type.as_deref() {
-            None | Some("SEMANTIC") => {}
-            Some("HYBRID") => {
-                return Err(ApiError::Validation(
-                    "retrievalConfiguration.vectorSearchConfiguration.overrideSearchType HYBRID needs a lexical (BM25) index, which this server does not build yet; use SEMANTIC".into(),
-                ));
-            }
-            Some(other) => {
-                return Err(ApiError::Validation(format!(
-                    "retrievalConfiguration.vectorSearchConfiguration.overrideSearchType must be SEMANTIC or HYBRID, got {other:?}"
-                )));
-            }
+        if let Some(name) = c.override_search_type.as_deref() {
+            search_type = SearchType::parse(name).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "retrievalConfiguration.vectorSearchConfiguration.overrideSearchType must be SEMANTIC or HYBRID, got {name:?}"
+                ))
+            })?;
         }
         if c.reranking_configuration.is_some() || c.implicit_filter_configuration.is_some() {
             return Err(ApiError::Validation(
@@ -133,12 +128,21 @@ pub async fn retrieve(
             })?,
     };
     let wanted = (offset + k).min(MAX_RESULTS);
-    let vector = entry.encoder.embed(text).await?;
-    let store = entry.kb.store.clone();
-    let hits = tokio::task::spawn_blocking(move || store.search(&vector, wanted, filter.as_ref()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let vector = entry.encoder.embed(text.clone()).await?;
+    let kb = entry.kb.clone();
+    let hits = tokio::task::spawn_blocking(move || {
+        quarry_retrieve::search(
+            kb.indexes(),
+            &text,
+            &vector,
+            wanted,
+            filter.as_ref(),
+            search_type,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
     let full_page = hits.len() == wanted;
     let retrieval_results: Vec<RetrievalResult> = hits
         .into_iter()

@@ -79,6 +79,29 @@ pub fn chunking(config: &ChunkingConfig, model_limit: usize) -> Value {
             "fixedSizeChunkingConfiguration": { "maxTokens": max_tokens, "overlapPercentage": overlap_percentage }
         }),
         ChunkingConfig::None => json!({ "chunkingStrategy": "NONE" }),
+        ChunkingConfig::Hierarchical {
+            parent_max_tokens,
+            child_max_tokens,
+            overlap_tokens,
+        } => json!({
+            "chunkingStrategy": "HIERARCHICAL",
+            "hierarchicalChunkingConfiguration": {
+                "levelConfigurations": [{ "maxTokens": parent_max_tokens }, { "maxTokens": child_max_tokens }],
+                "overlapTokens": overlap_tokens
+            }
+        }),
+        ChunkingConfig::Semantic {
+            max_tokens,
+            buffer_size,
+            breakpoint_percentile_threshold,
+        } => json!({
+            "chunkingStrategy": "SEMANTIC",
+            "semanticChunkingConfiguration": {
+                "maxTokens": max_tokens,
+                "bufferSize": buffer_size,
+                "breakpointPercentileThreshold": breakpoint_percentile_threshold
+            }
+        }),
     }
 }
 
