@@ -63,3 +63,8 @@ fn s3_bucket_of_1500_objects_and_its_changes() {
 fn direct_ingestion_through_boto3() {
     run_module("test_documents");
 }
+
+#[test]
+fn hybrid_search_and_hierarchical_chunking_through_boto3() {
+    run_module("test_hybrid");
+}

@@ -30,7 +30,8 @@ pub struct EvalArgs {
     /// Model name from [models] (needed when there are several).
     #[arg(long)]
     model: Option<String>,
-    /// NONE (a chunk per document, as BEIR scores it) or DEFAULT.
+    /// NONE (a chunk per document, as BEIR scores it), DEFAULT, HIERARCHICAL or SEMANTIC
+    /// (Bedrock's default settings for each, held to the model's limit).
     #[arg(long, default_value = "NONE")]
     chunking: String,
     /// Only the first N judged queries.
@@ -117,12 +118,24 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         None => bail!("several models are configured; choose one with --model"),
     };
+    let embedder = load_model(&config, &model)?;
+    // Bedrock's defaults for each strategy, held to the model's limit.
+    let limit = embedder.max_content_tokens();
     let chunking = match args.chunking.as_str() {
         "NONE" => ChunkingConfig::None,
         "DEFAULT" => ChunkingConfig::Default,
-        other => bail!("--chunking {other}: use NONE or DEFAULT"),
+        "HIERARCHICAL" => ChunkingConfig::Hierarchical {
+            parent_max_tokens: 1500,
+            child_max_tokens: 300.min(limit),
+            overlap_tokens: 60,
+        },
+        "SEMANTIC" => ChunkingConfig::Semantic {
+            max_tokens: 300.min(limit),
+            buffer_size: 0,
+            breakpoint_percentile_threshold: 95,
+        },
+        other => bail!("--chunking {other}: use NONE, DEFAULT, HIERARCHICAL or SEMANTIC"),
     };
-    let embedder = load_model(&config, &model)?;
     let chunker = quarry_chunkers::chunker_for(&chunking, embedder.clone())?;
 
     let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();

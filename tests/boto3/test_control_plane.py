@@ -112,6 +112,34 @@ class ControlPlane(unittest.TestCase):
             ag.get_knowledge_base(knowledgeBaseId=kb_id)
         type(self).ag = ag
 
+    def test_hierarchical_and_semantic_chunking_configurations_round_trip(self):
+        kb_id = self.ag.create_knowledge_base(
+            name="chunking-shapes", roleArn="arn:aws:iam::123456789012:role/kb",
+            knowledgeBaseConfiguration=vector_config())["knowledgeBase"]["knowledgeBaseId"]
+        s3 = {"type": "S3", "s3Configuration": {"bucketArn": "arn:aws:s3:::shapes"}}
+        hierarchical = {"chunkingStrategy": "HIERARCHICAL", "hierarchicalChunkingConfiguration": {
+            "levelConfigurations": [{"maxTokens": 1500}, {"maxTokens": 200}], "overlapTokens": 60}}
+        semantic = {"chunkingStrategy": "SEMANTIC", "semanticChunkingConfiguration": {
+            "maxTokens": 200, "bufferSize": 1, "breakpointPercentileThreshold": 90}}
+        for name, chunking in [("parents", hierarchical), ("meaning", semantic)]:
+            ds = self.ag.create_data_source(knowledgeBaseId=kb_id, name=name, dataSourceConfiguration=s3,
+                                            vectorIngestionConfiguration={"chunkingConfiguration": chunking})["dataSource"]
+            got = self.ag.get_data_source(knowledgeBaseId=kb_id, dataSourceId=ds["dataSourceId"])["dataSource"]
+            self.assertEqual(got["vectorIngestionConfiguration"]["chunkingConfiguration"], chunking)
+        # Out of Bedrock's bounds in ways botocore does not check itself.
+        overlap_too_big = {"chunkingStrategy": "HIERARCHICAL", "hierarchicalChunkingConfiguration": {
+            "levelConfigurations": [{"maxTokens": 1500}, {"maxTokens": 200}], "overlapTokens": 250}}
+        with self.assertRaises(self.ag.exceptions.ValidationException) as e:
+            self.ag.create_data_source(knowledgeBaseId=kb_id, name="bad", dataSourceConfiguration=s3,
+                                       vectorIngestionConfiguration={"chunkingConfiguration": overlap_too_big})
+        self.assertIn("overlap_tokens", str(e.exception))
+        bad_threshold = {"chunkingStrategy": "SEMANTIC", "semanticChunkingConfiguration": {
+            "maxTokens": 200, "bufferSize": 0, "breakpointPercentileThreshold": 100}}
+        with self.assertRaises(self.ag.exceptions.ValidationException) as e:
+            self.ag.create_data_source(knowledgeBaseId=kb_id, name="bad", dataSourceConfiguration=s3,
+                                       vectorIngestionConfiguration={"chunkingConfiguration": bad_threshold})
+        self.assertIn("breakpoint_percentile_threshold", str(e.exception))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -61,10 +61,19 @@ class Retrieve(unittest.TestCase):
         sources = {x["location"]["customDocumentLocation"]["id"].rsplit("/", 1)[-1] for x in r["retrievalResults"]}
         self.assertEqual(sources, {"incident-runbook.md", "product-faq.html", "pricing.csv"})
 
-    def test_hybrid_is_refused_until_the_lexical_index_exists(self):
+    def test_hybrid_retrieve_finds_the_passage_with_scores_in_0_1(self):
+        r = self.retrieve("How many vacation days do new employees get?", numberOfResults=3, overrideSearchType="HYBRID")
+        results = r["retrievalResults"]
+        self.assertEqual(len(results), 3)
+        self.assertIn("25 days of paid vacation", results[0]["content"]["text"])
+        scores = [x["score"] for x in results]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+        self.assertTrue(all(0.0 <= s <= 1.0 for s in scores), scores)
+
+    def test_unknown_search_type_is_a_validation_error(self):
         with self.assertRaises(self.rt.exceptions.ValidationException) as e:
-            self.retrieve("battery", overrideSearchType="HYBRID")
-        self.assertIn("HYBRID", str(e.exception))
+            self.retrieve("battery", overrideSearchType="KEYWORD")
+        self.assertIn("overrideSearchType", str(e.exception))
 
     def test_bad_filter_is_a_validation_error_naming_the_field(self):
         with self.assertRaises(self.rt.exceptions.ValidationException) as e:
