@@ -71,14 +71,19 @@ impl Scores {
         self.hits += f64::from(u8::from(mrr_at(5, ranked, relevant) > 0.0));
     }
 
+    /// A table row; fusions scored on the same candidates (`--sweep`) have no time of their own.
     fn row(&self, mode: &str, n: f64) -> String {
+        let ms = if self.seconds > 0.0 {
+            format!("{:.1}", self.seconds * 1000.0 / n)
+        } else {
+            "—".to_owned()
+        };
         format!(
-            "| {mode} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} |",
+            "| {mode} | {:.3} | {:.3} | {:.3} | {:.3} | {ms} |",
             self.ndcg / n,
             self.recall / n,
             self.mrr / n,
             self.hits / n,
-            self.seconds * 1000.0 / n
         )
     }
 }
