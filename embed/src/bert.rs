@@ -59,6 +59,7 @@ pub(crate) struct Bert {
     token_type: Vec<f32>,
     embedding_norm: Norm,
     layers: Vec<Layer>,
+    scratch: std::sync::Mutex<Vec<Scratch>>,
 }
 
 struct Weights<'a> {
@@ -221,6 +222,7 @@ impl Bert {
             embedding_norm: w.norm("embeddings.LayerNorm", h)?,
             layers,
             config,
+            scratch: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -260,33 +262,59 @@ impl Bert {
             eps,
         );
         let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+        let mut s = self.take_scratch();
         for layer in &self.layers {
-            let qkv = linear(&layer.qkv, &x, total, threads);
-            let context = self.attention(&qkv, &lengths);
-            let attended = linear(&layer.attention_out, &context, total, threads);
+            linear(&layer.qkv, &x, total, threads, &mut s.qkv);
+            self.attention(&s.qkv, &lengths, &mut s.context);
+            linear(
+                &layer.attention_out,
+                &s.context,
+                total,
+                threads,
+                &mut s.attended,
+            );
             kernels::add_layer_norm(
                 &mut x,
-                Some(&attended),
+                Some(&s.attended),
                 &layer.attention_norm.gamma,
                 &layer.attention_norm.beta,
                 eps,
             );
-            let mut up = linear(&layer.up, &x, total, threads);
-            kernels::gelu(&mut up);
-            let down = linear(&layer.down, &up, total, threads);
+            linear(&layer.up, &x, total, threads, &mut s.up);
+            kernels::gelu(&mut s.up);
+            linear(&layer.down, &s.up, total, threads, &mut s.down);
             kernels::add_layer_norm(
                 &mut x,
-                Some(&down),
+                Some(&s.down),
                 &layer.output_norm.gamma,
                 &layer.output_norm.beta,
                 eps,
             );
         }
+        self.return_scratch(s);
         x
     }
 
-    /// Multi-head self-attention of each sequence over itself only.
-    fn attention(&self, qkv: &[f32], lengths: &[usize]) -> Vec<f32> {
+    /// Buffers from an earlier forward pass, so big activations are not mapped afresh (and
+    /// page-faulted in) every layer of every batch.
+    fn take_scratch(&self) -> Scratch {
+        self.scratch
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.pop())
+            .unwrap_or_default()
+    }
+
+    fn return_scratch(&self, s: Scratch) {
+        if let Ok(mut pool) = self.scratch.lock() {
+            if pool.len() < 2 {
+                pool.push(s);
+            }
+        }
+    }
+
+    /// Multi-head self-attention of each sequence over itself only, into `context`.
+    fn attention(&self, qkv: &[f32], lengths: &[usize], context: &mut Vec<f32>) {
         let h = self.config.hidden_size;
         let heads = self.config.num_attention_heads;
         let d = h / heads;
@@ -332,32 +360,41 @@ impl Bert {
             })
             .collect();
         let total: usize = lengths.iter().sum();
-        let mut context = vec![0.0f32; total * h];
+        context.clear();
+        context.resize(total * h, 0.0);
         for (&(s, head), out) in tasks.iter().zip(outputs) {
             for (i, row) in out.chunks_exact(d).enumerate() {
                 let at = (starts[s] + i) * h + head * d;
                 context[at..at + d].copy_from_slice(row);
             }
         }
-        context
     }
 }
 
-/// `x · W + b` for `rows` rows.
-fn linear(layer: &Linear, x: &[f32], rows: usize, threads: usize) -> Vec<f32> {
-    let mut y: Vec<f32> = Vec::with_capacity(rows * layer.outputs);
+/// Activations of one forward pass, kept between passes.
+#[derive(Default)]
+struct Scratch {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    attended: Vec<f32>,
+    up: Vec<f32>,
+    down: Vec<f32>,
+}
+
+/// `y = x · W + b` for `rows` rows.
+fn linear(layer: &Linear, x: &[f32], rows: usize, threads: usize, y: &mut Vec<f32>) {
+    y.clear();
     for _ in 0..rows {
         y.extend_from_slice(&layer.b);
     }
     kernels::matmul(
         Mat::row_major(x, rows, layer.inputs),
         Mat::row_major(&layer.w, layer.inputs, layer.outputs),
-        &mut y,
+        y,
         layer.outputs,
         true,
         threads,
     );
-    y
 }
 
 #[cfg(test)]

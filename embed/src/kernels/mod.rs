@@ -4,8 +4,10 @@
 //! reference that the tests compare it with.
 #![allow(unsafe_code)]
 
+mod elementwise;
 mod reference;
 
+pub use elementwise::{add_layer_norm, gelu, scaled_softmax_rows};
 pub use reference::matmul_reference;
 
 /// A row-major matrix view with an explicit row stride, over a slice.
@@ -116,64 +118,6 @@ pub fn matmul(
     }
 }
 
-/// `x = layer_norm(x + residual)` row by row, in place.
-pub fn add_layer_norm(
-    x: &mut [f32],
-    residual: Option<&[f32]>,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-) {
-    let width = gamma.len();
-    for (r, row) in x.chunks_exact_mut(width).enumerate() {
-        if let Some(res) = residual {
-            for (v, add) in row.iter_mut().zip(&res[r * width..(r + 1) * width]) {
-                *v += add;
-            }
-        }
-        let mean = row.iter().sum::<f32>() / width as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
-        let inv = 1.0 / (var + eps).sqrt();
-        for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-            *v = (*v - mean) * inv * g + b;
-        }
-    }
-}
-
-/// Exact (erf) GELU, as BERT's `hidden_act = "gelu"`, in place.
-pub fn gelu(x: &mut [f32]) {
-    for v in x {
-        *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-    }
-}
-
-/// erf with absolute error below 1.5e-7 (Abramowitz & Stegun 7.1.26).
-pub fn erf(x: f32) -> f32 {
-    let sign = x.signum();
-    let x = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_8) * t - 0.284_496_74) * t
-        + 0.254_829_6)
-        * t;
-    sign * (1.0 - poly * (-x * x).exp())
-}
-
-/// Softmax of each row of a row-major matrix, in place, after scaling by `scale`.
-pub fn scaled_softmax_rows(x: &mut [f32], width: usize, scale: f32) {
-    for row in x.chunks_exact_mut(width) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
-        let mut sum = 0.0;
-        for v in row.iter_mut() {
-            *v = (*v * scale - max).exp();
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
-        for v in row.iter_mut() {
-            *v *= inv;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,24 +177,6 @@ mod tests {
                     );
                 }
             }
-        }
-    }
-
-    #[test]
-    fn erf_is_accurate() {
-        // Values from a table of erf.
-        for &(x, want) in &[
-            (0.0f32, 0.0f32),
-            (0.5, 0.520_499_9),
-            (1.0, 0.842_700_8),
-            (-2.0, -0.995_322_3),
-            (3.5, 0.999_999_3),
-        ] {
-            assert!(
-                (erf(x) - want).abs() < 3e-7,
-                "erf({x}) = {} not {want}",
-                erf(x)
-            );
         }
     }
 
