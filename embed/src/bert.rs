@@ -346,7 +346,8 @@ impl Bert {
                 let k_t = Mat::transposed(&qkv[base + h..], len, d, stride);
                 let mut scores = vec![0.0f32; len * len];
                 kernels::matmul(q, k_t, &mut scores, len, false, 1);
-                kernels::scaled_softmax_rows(&mut scores, len, scale);
+                let mut inv_sums = vec![0.0f32; len];
+                kernels::softmax_numerators(&mut scores, len, scale, &mut inv_sums);
                 let v = Mat {
                     data: &qkv[base + 2 * h..],
                     rows: len,
@@ -356,6 +357,9 @@ impl Bert {
                 };
                 let mut out = vec![0.0f32; len * d];
                 kernels::matmul(Mat::row_major(&scores, len, len), v, &mut out, d, false, 1);
+                for (row, inv) in out.chunks_exact_mut(d).zip(inv_sums) {
+                    row.iter_mut().for_each(|x| *x *= inv);
+                }
                 out
             })
             .collect();

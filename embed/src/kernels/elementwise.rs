@@ -37,13 +37,17 @@ macro_rules! dispatch {
 }
 
 /// `e^x` for every lane, relative error below 2e-7 over the range that does not overflow;
-/// below −87 it is 0 (as softmax wants), above 88 it saturates.
+/// below −87 it is 0 (as softmax wants), above 88 it saturates. Integer conversions go
+/// through the float "magic number" trick so that every step stays in vector registers.
 #[inline(always)]
 fn exp_lanes(x: &mut [f32; 16]) {
+    // 1.5·2^23: adding it rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
     for v in x.iter_mut() {
         let x = v.clamp(-87.0, 88.0);
         // e^x = 2^n · e^r, n = round(x / ln 2), |r| ≤ ln 2 / 2.
-        let n = (x * std::f32::consts::LOG2_E).round();
+        let shifted = x.mul_add(std::f32::consts::LOG2_E, MAGIC);
+        let n = shifted - MAGIC;
         let r = n.mul_add(-0.693_145_75, x);
         let r = n.mul_add(-1.428_606_8e-6, r);
         // Taylor terms to r^7 (Horner form): error < 2e-7 on |r| ≤ 0.347.
@@ -55,7 +59,12 @@ fn exp_lanes(x: &mut [f32; 16]) {
         let p = p * r + 0.5;
         let p = p * r + 1.0;
         let p = p * r + 1.0;
-        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        // The low bits of `shifted` are n (offset by MAGIC's); 2^n's exponent field is n + 127.
+        let exponent = shifted
+            .to_bits()
+            .wrapping_sub(MAGIC.to_bits())
+            .wrapping_add(127);
+        let scale = f32::from_bits(exponent << 23);
         *v = if *v < -87.0 { 0.0 } else { p * scale };
     }
 }
@@ -166,8 +175,8 @@ pub fn add_layer_norm(
 }
 
 #[inline(always)]
-fn softmax_body(x: &mut [f32], width: usize, scale: f32) {
-    for row in x.chunks_exact_mut(width) {
+fn softmax_numerators_body(x: &mut [f32], width: usize, scale: f32, inv_sums: &mut [f32]) {
+    for (row, inv) in x.chunks_exact_mut(width).zip(inv_sums.iter_mut()) {
         let mut max = [f32::NEG_INFINITY; 16];
         let mut chunks = row.chunks_exact(16);
         for c in &mut chunks {
@@ -181,31 +190,49 @@ fn softmax_body(x: &mut [f32], width: usize, scale: f32) {
             .chain(&max)
             .fold(f32::NEG_INFINITY, |m, &v| m.max(v))
             * scale;
-        // Lanes past the row's end hold e^-1000, which `exp_lanes` makes exactly 0.
         let mut sums = [0.0f32; 16];
-        for c in row.chunks_mut(16) {
-            let mut lanes = [-1000.0f32; 16];
-            for (l, v) in lanes.iter_mut().zip(c.iter()) {
-                *l = v * scale - max;
+        let mut chunks = row.chunks_exact_mut(16);
+        for c in &mut chunks {
+            let c: &mut [f32; 16] = c.try_into().expect("chunks of 16");
+            for v in c.iter_mut() {
+                *v = *v * scale - max;
             }
-            exp_lanes(&mut lanes);
-            for (v, l) in c.iter_mut().zip(lanes) {
-                *v = l;
-            }
-            for (s, l) in sums.iter_mut().zip(lanes) {
-                *s += l;
+            exp_lanes(c);
+            for (s, v) in sums.iter_mut().zip(c.iter()) {
+                *s += v;
             }
         }
-        let inv = 1.0 / sums.iter().sum::<f32>();
-        for v in row.iter_mut() {
-            *v *= inv;
+        // The rest, padded with e^-1000, which `exp_lanes` makes exactly 0.
+        let rest = chunks.into_remainder();
+        let mut lanes = [-1000.0f32; 16];
+        for (l, v) in lanes.iter_mut().zip(rest.iter()) {
+            *l = v * scale - max;
         }
+        exp_lanes(&mut lanes);
+        let n = rest.len();
+        rest.copy_from_slice(&lanes[..n]);
+        for (s, l) in sums.iter_mut().zip(lanes) {
+            *s += l;
+        }
+        *inv = 1.0 / sums.iter().sum::<f32>();
     }
+}
+
+/// Softmax without its last division: each row of `x` becomes e^(scale·x − max) in place and
+/// `inv_sums` gets 1/Σ per row, for the caller to apply to a smaller product later (attention
+/// scales its `len × d` output instead of the `len × len` weights).
+pub fn softmax_numerators(x: &mut [f32], width: usize, scale: f32, inv_sums: &mut [f32]) {
+    assert_eq!(x.len(), width * inv_sums.len(), "one sum per row");
+    dispatch!(softmax_numerators_body(x, width, scale, inv_sums));
 }
 
 /// Softmax of each row of a row-major matrix, in place, after scaling by `scale`.
 pub fn scaled_softmax_rows(x: &mut [f32], width: usize, scale: f32) {
-    dispatch!(softmax_body(x, width, scale));
+    let mut inv_sums = vec![0.0; x.len() / width.max(1)];
+    softmax_numerators(x, width, scale, &mut inv_sums);
+    for (row, inv) in x.chunks_exact_mut(width).zip(inv_sums) {
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
 }
 
 #[cfg(test)]

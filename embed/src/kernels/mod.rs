@@ -7,7 +7,7 @@
 mod elementwise;
 mod reference;
 
-pub use elementwise::{add_layer_norm, gelu, scaled_softmax_rows};
+pub use elementwise::{add_layer_norm, gelu, scaled_softmax_rows, softmax_numerators};
 pub use reference::matmul_reference;
 
 /// A row-major matrix view with an explicit row stride, over a slice.
