@@ -306,10 +306,10 @@ impl Bert {
     }
 
     fn return_scratch(&self, s: Scratch) {
-        if let Ok(mut pool) = self.scratch.lock() {
-            if pool.len() < 2 {
-                pool.push(s);
-            }
+        if let Ok(mut pool) = self.scratch.lock()
+            && pool.len() < 2
+        {
+            pool.push(s);
         }
     }
 
