@@ -17,12 +17,13 @@ demo: $(MODEL)
 	@$(QUARRY) query demo "How much does the Pro plan cost per month?" -k 2 \
 		--filter '{"equals": {"key": "department", "value": "sales"}}'
 
-# nextest where it is installed (one summary line for the whole run), cargo test elsewhere.
+# nextest where it is installed (one summary line for the whole run), cargo test elsewhere;
+# with a real PostgreSQL + pgvector on 127.0.0.1 for the pgvector store's suite.
 test: $(MODEL) lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
+		python3 scripts/with-postgres.py -- $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
-		$(CARGO) test --workspace --all-targets --no-fail-fast; \
+		python3 scripts/with-postgres.py -- $(CARGO) test --workspace --all-targets --no-fail-fast; \
 	fi
 
 lint:

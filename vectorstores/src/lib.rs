@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod hnsw;
+pub mod pgvector;
 pub mod suite;
 
 pub use hnsw::{HnswParams, HnswStore};
+pub use pgvector::{FieldMapping, PgVectorConfig, PgVectorStore};

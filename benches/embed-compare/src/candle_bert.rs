@@ -15,9 +15,16 @@ pub struct CandleBert {
 
 impl CandleBert {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let config: Config = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
+        let config: Config =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json"))?)?;
         // SAFETY: the weights file is not modified while mapped.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], DType::F32, &Device::Cpu)? };
+        let vb = unsafe {
+            VarBuilder::from_mmaped_safetensors(
+                &[dir.join("model.safetensors")],
+                DType::F32,
+                &Device::Cpu,
+            )?
+        };
         let model = BertModel::load(vb, &config)?;
         let tokenizer = crate::tokenizer(dir)?;
         Ok(Self { model, tokenizer })
@@ -50,7 +57,13 @@ impl Runtime for CandleBert {
         Ok(ids
             .iter()
             .enumerate()
-            .map(|(b, s)| mean_pool(&hidden[b * seq * width..(b + 1) * seq * width], s.len(), width))
+            .map(|(b, s)| {
+                mean_pool(
+                    &hidden[b * seq * width..(b + 1) * seq * width],
+                    s.len(),
+                    width,
+                )
+            })
             .collect())
     }
 }

@@ -54,7 +54,8 @@ pub fn mean_pool(hidden: &[f32], len: usize, width: usize) -> Vec<f32> {
 /// The model's tokenizer without the truncation and padding its file may set: `encode`
 /// truncates at `MAX_TOKENS` itself, and only real tokens are counted.
 pub fn tokenizer(model_dir: &Path) -> anyhow::Result<tokenizers::Tokenizer> {
-    let mut t = tokenizers::Tokenizer::from_file(model_dir.join("tokenizer.json")).map_err(anyhow::Error::msg)?;
+    let mut t = tokenizers::Tokenizer::from_file(model_dir.join("tokenizer.json"))
+        .map_err(anyhow::Error::msg)?;
     t.with_truncation(None).map_err(anyhow::Error::msg)?;
     t.with_padding(None);
     Ok(t)
@@ -84,7 +85,12 @@ struct Measured {
     vectors: Vec<Vec<f32>>,
 }
 
-fn measure(runtime: &mut dyn Runtime, batches: &[Vec<&str>], tokens: usize, runs: usize) -> anyhow::Result<Measured> {
+fn measure(
+    runtime: &mut dyn Runtime,
+    batches: &[Vec<&str>],
+    tokens: usize,
+    runs: usize,
+) -> anyhow::Result<Measured> {
     let passages: usize = batches.iter().map(Vec::len).sum();
     runtime.embed(&batches[0])?; // warm-up
     let mut times = Vec::new();
@@ -114,7 +120,12 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let positional: Vec<&String> = {
         let mut out = Vec::new();
         let mut skip = false;
@@ -130,7 +141,9 @@ fn main() -> anyhow::Result<()> {
         out
     };
     let [model_dir, onnx_dir, corpus] = positional[..] else {
-        bail!("usage: embed-compare MODEL_DIR ONNX_DIR CORPUS_JSONL [--passages N] [--runs R] [--only LIST]");
+        bail!(
+            "usage: embed-compare MODEL_DIR ONNX_DIR CORPUS_JSONL [--passages N] [--runs R] [--only LIST]"
+        );
     };
     let (model_dir, onnx_dir) = (PathBuf::from(model_dir), PathBuf::from(onnx_dir));
     let n: usize = flag("--passages").map_or(Ok(1000), |v| v.parse())?;
@@ -148,7 +161,10 @@ fn main() -> anyhow::Result<()> {
     let batches: Vec<Vec<&str>> = sorted.chunks(BATCH).map(<[&str]>::to_vec).collect();
     let tokens: usize = ids.iter().map(Vec::len).sum();
     let flops: f64 = ids.iter().map(|s| peak::model_flops(s.len())).sum();
-    eprintln!("{} passages, {tokens} tokens, batch {BATCH}, {threads} threads", texts.len());
+    eprintln!(
+        "{} passages, {tokens} tokens, batch {BATCH}, {threads} threads",
+        texts.len()
+    );
 
     let mut results: Vec<Measured> = Vec::new();
     for name in only.split(',') {
@@ -156,22 +172,41 @@ fn main() -> anyhow::Result<()> {
             "ours" => Box::new(Ours(quarry_embed::BertEmbedder::load(
                 quarry_embed::ModelFiles::locate(Some(&model_dir), None)?,
             )?)),
-            "ort-fp32" => Box::new(ort_bert::OrtBert::load(&onnx_dir.join("all-MiniLM-L6-v2.fp32.onnx"), &model_dir, threads, "fp32")?),
-            "ort-int8" => Box::new(ort_bert::OrtBert::load(&onnx_dir.join("all-MiniLM-L6-v2.int8-dynamic.onnx"), &model_dir, threads, "int8-dynamic")?),
+            "ort-fp32" => Box::new(ort_bert::OrtBert::load(
+                &onnx_dir.join("all-MiniLM-L6-v2.fp32.onnx"),
+                &model_dir,
+                threads,
+                "fp32",
+            )?),
+            "ort-int8" => Box::new(ort_bert::OrtBert::load(
+                &onnx_dir.join("all-MiniLM-L6-v2.int8-dynamic.onnx"),
+                &model_dir,
+                threads,
+                "int8-dynamic",
+            )?),
             "candle" => Box::new(candle_bert::CandleBert::load(&model_dir)?),
             other => bail!("--only: unknown runtime {other}"),
         };
-        results.push(measure(runtime.as_mut(), &batches, tokens, runs).with_context(|| name.to_owned())?);
+        results.push(
+            measure(runtime.as_mut(), &batches, tokens, runs).with_context(|| name.to_owned())?,
+        );
     }
 
     let peak = peak::gemm_peak_flops(threads);
-    let reference = results.iter().find(|r| r.name.contains("ONNX Runtime") && r.name.contains("fp32"));
-    let ours = results.iter().find(|r| r.name.starts_with("Quarry")).map(|r| r.passages_per_s);
+    let reference = results
+        .iter()
+        .find(|r| r.name.contains("ONNX Runtime") && r.name.contains("fp32"));
+    let ours = results
+        .iter()
+        .find(|r| r.name.starts_with("Quarry"))
+        .map(|r| r.passages_per_s);
     println!(
         "{} SciFact passages (\"title text\", ≤{MAX_TOKENS} word pieces, {tokens} tokens), batch {BATCH}, {threads} threads, median of {runs}",
         texts.len()
     );
-    println!("| runtime | passages/s | tokens/s | min cosine vs ORT fp32 | share of GEMM peak | ours ÷ this |");
+    println!(
+        "| runtime | passages/s | tokens/s | min cosine vs ORT fp32 | share of GEMM peak | ours ÷ this |"
+    );
     println!("|---|---|---|---|---|---|");
     for r in &results {
         let min_cos = reference

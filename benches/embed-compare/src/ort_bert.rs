@@ -18,9 +18,15 @@ pub struct OrtBert {
 static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
 
 impl OrtBert {
-    pub fn load(onnx: &Path, model_dir: &Path, threads: usize, label: &'static str) -> anyhow::Result<Self> {
+    pub fn load(
+        onnx: &Path,
+        model_dir: &Path,
+        threads: usize,
+        label: &'static str,
+    ) -> anyhow::Result<Self> {
         if ENVIRONMENT.get().is_none() {
-            let lib = std::env::var("ORT_DYLIB_PATH").map_err(|_| anyhow::anyhow!("set ORT_DYLIB_PATH to libonnxruntime.so"))?;
+            let lib = std::env::var("ORT_DYLIB_PATH")
+                .map_err(|_| anyhow::anyhow!("set ORT_DYLIB_PATH to libonnxruntime.so"))?;
             let env = ort::init_from(lib)?.build()?;
             let _ = ENVIRONMENT.set(env);
         }
@@ -34,7 +40,11 @@ impl OrtBert {
             .map_err(text)?
             .commit_from_file(onnx)?;
         let tokenizer = crate::tokenizer(model_dir)?;
-        Ok(Self { session, tokenizer, label })
+        Ok(Self {
+            session,
+            tokenizer,
+            label,
+        })
     }
 }
 
@@ -65,7 +75,13 @@ impl Runtime for OrtBert {
         Ok(ids
             .iter()
             .enumerate()
-            .map(|(b, s)| mean_pool(&hidden[b * seq * width..(b + 1) * seq * width], s.len(), width))
+            .map(|(b, s)| {
+                mean_pool(
+                    &hidden[b * seq * width..(b + 1) * seq * width],
+                    s.len(),
+                    width,
+                )
+            })
             .collect())
     }
 }

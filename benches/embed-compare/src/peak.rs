@@ -27,8 +27,24 @@ pub fn gemm_peak_flops(threads: usize) -> f64 {
             // SAFETY: the dimensions and strides describe the three buffers exactly.
             unsafe {
                 gemm::gemm(
-                    m, n, k, c.as_mut_ptr(), 1, n as isize, false, a.as_ptr(), 1, k as isize,
-                    b.as_ptr(), 1, n as isize, 1.0, 1.0, false, false, false,
+                    m,
+                    n,
+                    k,
+                    c.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    k as isize,
+                    b.as_ptr(),
+                    1,
+                    n as isize,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
                     gemm::Parallelism::Rayon(threads),
                 );
             }
