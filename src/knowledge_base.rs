@@ -13,7 +13,7 @@ use quarry_core::{Chunker, Embedder, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles};
 use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError};
 use quarry_lexical::{HybridStore, LexicalIndex};
-use quarry_vectorstores::{HnswParams, HnswStore};
+use quarry_vectorstores::{HnswParams, HnswStore, PgVectorConfig, PgVectorStore};
 
 pub struct KnowledgeBase {
     pub config: KnowledgeBaseConfig,
@@ -51,16 +51,8 @@ impl KnowledgeBase {
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<Self> {
         let dir = data_dir.join(config.id.get_ref().as_str());
-        let vectors: Arc<dyn VectorStore> = match config.vector_store {
-            VectorStoreConfig::Hnsw => Arc::new(
-                HnswStore::open(
-                    &dir.join("hnsw"),
-                    embedder.dimension(),
-                    HnswParams::default(),
-                )
-                .with_context(|| format!("opening the vector store in {}", dir.display()))?,
-            ),
-        };
+        let vectors = open_store(&config.vector_store, &dir, embedder.dimension())
+            .with_context(|| format!("opening the vector store of {}", config.name.get_ref()))?;
         let lexical = Arc::new(
             LexicalIndex::open(&dir.join("lexical"))
                 .with_context(|| format!("opening the lexical index in {}", dir.display()))?,
@@ -134,6 +126,43 @@ impl KnowledgeBase {
             )
         })
     }
+}
+
+/// Opens the vector store a knowledge base's configuration names (`kb_dir` holds the
+/// embedded store's files).
+pub fn open_store(
+    config: &VectorStoreConfig,
+    kb_dir: &Path,
+    dimension: usize,
+) -> anyhow::Result<Arc<dyn VectorStore>> {
+    Ok(match config {
+        VectorStoreConfig::Hnsw => Arc::new(HnswStore::open(
+            &kb_dir.join("hnsw"),
+            dimension,
+            HnswParams::default(),
+        )?),
+        VectorStoreConfig::Pgvector {
+            url,
+            table,
+            password_env,
+            fields,
+        } => {
+            let password = password_env
+                .as_deref()
+                .map(|var| {
+                    std::env::var(var)
+                        .with_context(|| format!("vector_store password_env {var} is not set"))
+                })
+                .transpose()?;
+            let config = PgVectorConfig {
+                url: url.clone(),
+                table: table.clone(),
+                password,
+                fields: fields.clone(),
+            };
+            Arc::new(PgVectorStore::open(&config, dimension)?)
+        }
+    })
 }
 
 fn ledger_path(kb_dir: &Path) -> PathBuf {

@@ -135,11 +135,45 @@ pub struct KnowledgeBaseConfig {
     pub data_sources: Vec<DataSourceConfig>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum VectorStoreConfig {
+    /// In-process HNSW index, persisted in the data directory.
     #[default]
     Hnsw,
+    /// A PostgreSQL table with pgvector (Bedrock's RDS/Aurora option).
+    Pgvector {
+        /// `postgres://user@host:port/database` (the password, if any, from `password_env`).
+        url: String,
+        /// `table` or `schema.table`; created with its indexes when missing.
+        table: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_env: Option<String>,
+        /// Bedrock's RDS field mapping, for a table laid out for Bedrock.
+        #[serde(default)]
+        fields: PgFieldMapping,
+    },
+}
+
+/// Bedrock's RDS field mapping: which column holds each part of a chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PgFieldMapping {
+    pub primary_key: String,
+    pub vector: String,
+    pub text: String,
+    pub metadata: String,
+}
+
+impl Default for PgFieldMapping {
+    fn default() -> Self {
+        Self {
+            primary_key: "id".into(),
+            vector: "embedding".into(),
+            text: "chunks".into(),
+            metadata: "metadata".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ pub mod embed;
 pub mod eval;
 pub mod inspect;
 pub mod jobs;
+pub mod migrate;
 pub mod parse;
 pub mod query;
 pub mod serve;

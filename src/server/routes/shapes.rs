@@ -26,6 +26,7 @@ pub fn knowledge_base(e: &KbEntry) -> Value {
     let kb = &e.kb.config;
     let storage = match kb.vector_store {
         VectorStoreConfig::Hnsw => "QUARRY_HNSW",
+        VectorStoreConfig::Pgvector { .. } => "RDS",
     };
     let mut v = json!({
         "knowledgeBaseId": kb.id.get_ref().as_str(),

@@ -27,26 +27,7 @@ const EXACT_SEARCH_BELOW: usize = 20_000;
 const DOCUMENT_KEY: &str = "x-quarry-document-key";
 const SPAN: &str = "x-quarry-span";
 
-/// Bedrock's RDS field mapping: the columns holding each part of a chunk.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FieldMapping {
-    pub primary_key: String,
-    pub vector: String,
-    pub text: String,
-    pub metadata: String,
-}
-
-impl Default for FieldMapping {
-    fn default() -> Self {
-        Self {
-            primary_key: "id".into(),
-            vector: "embedding".into(),
-            text: "chunks".into(),
-            metadata: "metadata".into(),
-        }
-    }
-}
+pub use quarry_core::config::PgFieldMapping as FieldMapping;
 
 /// Where the store lives.
 #[derive(Debug, Clone)]
