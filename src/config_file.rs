@@ -86,6 +86,82 @@ path = "docs"
     }
 
     #[test]
+    fn every_vector_store_and_chunking_strategy_loads() {
+        use quarry_core::config::{ChunkingConfig, PgFieldMapping, VectorStoreConfig};
+        let stores = [
+            (
+                r#"vector_store = { type = "pgvector", url = "postgres://q@db/kb", table = "kb.chunks", password_env = "PGPASS", fields = { primary_key = "uuid" } }"#,
+                VectorStoreConfig::Pgvector {
+                    url: "postgres://q@db/kb".into(),
+                    table: "kb.chunks".into(),
+                    password_env: Some("PGPASS".into()),
+                    fields: PgFieldMapping {
+                        primary_key: "uuid".into(),
+                        ..PgFieldMapping::default()
+                    },
+                },
+            ),
+            (
+                r#"vector_store = { type = "qdrant", url = "http://q:6334", collection = "kb", shard_number = 6, replication_factor = 2 }"#,
+                VectorStoreConfig::Qdrant {
+                    url: "http://q:6334".into(),
+                    collection: "kb".into(),
+                    api_key_env: None,
+                    shard_number: Some(6),
+                    replication_factor: Some(2),
+                },
+            ),
+        ];
+        for (line, want) in stores {
+            let text = GOOD.replace(
+                "embedding_model = \"minilm\"\n",
+                &format!("embedding_model = \"minilm\"\n{line}\n"),
+            );
+            assert_eq!(
+                load_str(&text).unwrap().knowledge_bases[0].vector_store,
+                want
+            );
+        }
+        let chunking = [
+            (
+                r#"{ strategy = "HIERARCHICAL", parent_max_tokens = 1500, child_max_tokens = 200, overlap_tokens = 60 }"#,
+                ChunkingConfig::Hierarchical {
+                    parent_max_tokens: 1500,
+                    child_max_tokens: 200,
+                    overlap_tokens: 60,
+                },
+            ),
+            (
+                r#"{ strategy = "SEMANTIC", max_tokens = 200, buffer_size = 1, breakpoint_percentile_threshold = 90 }"#,
+                ChunkingConfig::Semantic {
+                    max_tokens: 200,
+                    buffer_size: 1,
+                    breakpoint_percentile_threshold: 90,
+                },
+            ),
+        ];
+        for (table, want) in chunking {
+            let text = GOOD.replace(
+                "path = \"docs\"",
+                &format!("path = \"docs\"\nchunking = {table}"),
+            );
+            assert_eq!(
+                load_str(&text).unwrap().knowledge_bases[0].data_sources[0].chunking,
+                want
+            );
+        }
+        let text = GOOD.replace(
+            "path = \"docs\"",
+            "path = \"docs\"\nchunking = { strategy = \"SEMANTIC\", max_tokens = 200, buffer_size = 0, breakpoint_percentile_threshold = 20 }",
+        );
+        let e = load_str(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("breakpoint_percentile_threshold") && e.contains("50..=99"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_fields_name_file_line_and_field() {
         let text = GOOD.replace("type = \"local\"", "type = \"local\"\ncolour = \"blue\"");
         let e = load_str(&text).unwrap_err().to_string();

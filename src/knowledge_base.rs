@@ -13,7 +13,9 @@ use quarry_core::{Chunker, Embedder, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles};
 use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError};
 use quarry_lexical::{HybridStore, LexicalIndex};
-use quarry_vectorstores::{HnswParams, HnswStore, PgVectorConfig, PgVectorStore};
+use quarry_vectorstores::{
+    HnswParams, HnswStore, PgVectorConfig, PgVectorStore, QdrantConfig, QdrantStore,
+};
 
 pub struct KnowledgeBase {
     pub config: KnowledgeBaseConfig,
@@ -161,6 +163,29 @@ pub fn open_store(
                 fields: fields.clone(),
             };
             Arc::new(PgVectorStore::open(&config, dimension)?)
+        }
+        VectorStoreConfig::Qdrant {
+            url,
+            collection,
+            api_key_env,
+            shard_number,
+            replication_factor,
+        } => {
+            let api_key = api_key_env
+                .as_deref()
+                .map(|var| {
+                    std::env::var(var)
+                        .with_context(|| format!("vector_store api_key_env {var} is not set"))
+                })
+                .transpose()?;
+            let config = QdrantConfig {
+                url: url.clone(),
+                collection: collection.clone(),
+                api_key,
+                shard_number: *shard_number,
+                replication_factor: *replication_factor,
+            };
+            Arc::new(QdrantStore::open(&config, dimension)?)
         }
     })
 }

@@ -153,6 +153,19 @@ pub enum VectorStoreConfig {
         #[serde(default)]
         fields: PgFieldMapping,
     },
+    /// A Qdrant collection (one server or a cluster), over gRPC.
+    Qdrant {
+        /// The gRPC endpoint, e.g. `http://qdrant:6334`.
+        url: String,
+        collection: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key_env: Option<String>,
+        /// For a collection Quarry creates: shards, and copies of each (a cluster's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard_number: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replication_factor: Option<u32>,
+    },
 }
 
 /// Bedrock's RDS field mapping: which column holds each part of a chunk.

@@ -4,7 +4,9 @@
 
 pub mod hnsw;
 pub mod pgvector;
+pub mod qdrant;
 pub mod suite;
 
 pub use hnsw::{HnswParams, HnswStore};
 pub use pgvector::{FieldMapping, PgVectorConfig, PgVectorStore};
+pub use qdrant::{QdrantConfig, QdrantStore};

@@ -27,6 +27,7 @@ pub fn knowledge_base(e: &KbEntry) -> Value {
     let storage = match kb.vector_store {
         VectorStoreConfig::Hnsw => "QUARRY_HNSW",
         VectorStoreConfig::Pgvector { .. } => "RDS",
+        VectorStoreConfig::Qdrant { .. } => "QUARRY_QDRANT",
     };
     let mut v = json!({
         "knowledgeBaseId": kb.id.get_ref().as_str(),

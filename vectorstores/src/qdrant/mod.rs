@@ -1,0 +1,460 @@
+//! The Qdrant store (qdrant-client, gRPC), for knowledge bases that outgrow one machine: a
+//! collection of the model's dimension with cosine distance, created when missing (and refused
+//! when an existing one has another dimension), its shards and replicas settable for a
+//! cluster. A point per chunk: its id is the chunk id as a UUID, its payload the chunk's
+//! metadata with Bedrock's system keys plus Quarry's (`x-quarry-*`: chunk id, document, span,
+//! text). Filters run as Qdrant payload filters ([`filter`]) and every returned point is
+//! checked with Bedrock's semantics.
+//!
+//! Tested against a real server only where `QDRANT_URL` is set: none can be installed here.
+
+pub mod filter;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use qdrant_client::qdrant::{
+    self, Condition, CountPointsBuilder, CreateCollectionBuilder,
+    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, GetPointsBuilder,
+    KeywordIndexParamsBuilder, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
+    SearchParamsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+};
+use qdrant_client::{Payload, Qdrant};
+use quarry_core::metadata::{DATA_SOURCE_ID, PAGE_NUMBER, SOURCE_URI};
+use quarry_core::{
+    Filter, Metadata, MetadataValue, SearchHit, StoreError, StoredChunk, VectorStore,
+};
+use serde_json::{Map, Value, json};
+
+const CHUNK: &str = "x-quarry-chunk-id";
+const DOCUMENT_KEY: &str = "x-quarry-document-key";
+const SPAN: &str = "x-quarry-span";
+const TEXT: &str = "x-quarry-text";
+/// Most points one filtered search walks while checking them.
+const MAX_WALK: u64 = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct QdrantConfig {
+    pub url: String,
+    pub collection: String,
+    pub api_key: Option<String>,
+    /// For a new collection on a cluster: shards and copies of each.
+    pub shard_number: Option<u32>,
+    pub replication_factor: Option<u32>,
+}
+
+pub struct QdrantStore {
+    client: Qdrant,
+    runtime: tokio::runtime::Runtime,
+    collection: String,
+    dimension: usize,
+    /// Payload keys already indexed for filtering.
+    indexed: Mutex<Vec<String>>,
+}
+
+fn storage(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(format!("Qdrant: {e}"))
+}
+
+/// A chunk id (32 hex digits) as the UUID Qdrant takes for a point id; other ids are hashed.
+pub fn point_id(chunk_id: &str) -> String {
+    let hex: String = if chunk_id.len() == 32 && chunk_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        chunk_id.to_ascii_lowercase()
+    } else {
+        use std::hash::{Hash, Hasher};
+        let mut parts = [0u64; 2];
+        for (i, part) in parts.iter_mut().enumerate() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (i, chunk_id).hash(&mut h);
+            *part = h.finish();
+        }
+        format!("{:016x}{:016x}", parts[0], parts[1])
+    };
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+fn document_filter(data_source_id: &str, document_key: &str) -> qdrant::Filter {
+    qdrant::Filter::must([
+        Condition::matches(DATA_SOURCE_ID, data_source_id.to_owned()),
+        Condition::matches(DOCUMENT_KEY, document_key.to_owned()),
+    ])
+}
+
+fn payload_of(chunk: &StoredChunk) -> Value {
+    let mut m: Map<String, Value> = chunk
+        .full_metadata()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect();
+    m.insert(CHUNK.into(), json!(chunk.id));
+    m.insert(DOCUMENT_KEY.into(), json!(chunk.document_key));
+    m.insert(SPAN.into(), json!([chunk.span.start, chunk.span.end]));
+    m.insert(TEXT.into(), json!(chunk.text));
+    Value::Object(m)
+}
+
+fn is_system_key(k: &str) -> bool {
+    k.starts_with("x-amz-bedrock-kb-") || k.starts_with("x-quarry-")
+}
+
+fn chunk_from(payload: HashMap<String, qdrant::Value>, vector: Vec<f32>) -> StoredChunk {
+    let m: Map<String, Value> = payload
+        .into_iter()
+        .map(|(k, v)| (k, v.into_json()))
+        .collect();
+    let text = |k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let span = m
+        .get(SPAN)
+        .and_then(Value::as_array)
+        .and_then(|a| Some(a.first()?.as_u64()? as usize..a.get(1)?.as_u64()? as usize))
+        .unwrap_or(0..0);
+    let metadata: Metadata = m
+        .iter()
+        .filter(|(k, _)| !is_system_key(k))
+        .filter_map(|(k, v)| Some((k.clone(), MetadataValue::from_json(v)?)))
+        .collect();
+    StoredChunk {
+        id: text(CHUNK),
+        data_source_id: text(DATA_SOURCE_ID),
+        document_key: text(DOCUMENT_KEY),
+        source_uri: text(SOURCE_URI),
+        text: text(TEXT),
+        span,
+        page: m.get(PAGE_NUMBER).and_then(Value::as_f64).map(|p| p as u32),
+        metadata,
+        vector,
+    }
+}
+
+fn dense(vectors: Option<qdrant::VectorsOutput>) -> Vec<f32> {
+    match vectors.and_then(|v| v.get_vector()) {
+        Some(qdrant::vector_output::Vector::Dense(d)) => d.data,
+        _ => Vec::new(),
+    }
+}
+
+impl QdrantStore {
+    pub fn open(config: &QdrantConfig, dimension: usize) -> Result<Self, StoreError> {
+        let mut builder = Qdrant::from_url(&config.url);
+        if let Some(key) = &config.api_key {
+            builder = builder.api_key(key.clone());
+        }
+        let client = builder.build().map_err(storage)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(storage)?;
+        let store = Self {
+            client,
+            runtime,
+            collection: config.collection.clone(),
+            dimension,
+            indexed: Mutex::new(Vec::new()),
+        };
+        let name = store.collection.clone();
+        let exists = store
+            .block(store.client.collection_exists(&name))
+            .map_err(storage)?;
+        if exists {
+            let info = store
+                .block(store.client.collection_info(&name))
+                .map_err(storage)?;
+            let size = info
+                .result
+                .and_then(|r| r.config)
+                .and_then(|c| c.params)
+                .and_then(|p| p.vectors_config)
+                .and_then(|v| match v.config {
+                    Some(qdrant::vectors_config::Config::Params(p)) => Some(p.size),
+                    _ => None,
+                });
+            if size != Some(dimension as u64) {
+                return Err(StoreError::Storage(format!(
+                    "Qdrant collection {name} holds vectors of {}, but the model's have {dimension} dimensions",
+                    size.map_or("another size".into(), |s| format!("{s} dimensions"))
+                )));
+            }
+        } else {
+            let mut create = CreateCollectionBuilder::new(&name)
+                .vectors_config(VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
+            if let Some(n) = config.shard_number {
+                create = create.shard_number(n);
+            }
+            if let Some(n) = config.replication_factor {
+                create = create.replication_factor(n);
+            }
+            store
+                .block(store.client.create_collection(create))
+                .map_err(storage)?;
+        }
+        for key in [DATA_SOURCE_ID, DOCUMENT_KEY] {
+            store.index(key)?;
+        }
+        Ok(store)
+    }
+
+    /// Runs a request to completion on the store's runtime, from any thread (a thread of
+    /// its own, so callers inside another runtime's blocking pool are fine).
+    fn block<F: std::future::Future + Send>(&self, future: F) -> F::Output
+    where
+        F::Output: Send,
+    {
+        std::thread::scope(|s| {
+            s.spawn(|| self.runtime.block_on(future))
+                .join()
+                .expect("Qdrant request thread panicked")
+        })
+    }
+
+    /// A keyword index (with prefix matching) on a payload key filters use, once.
+    fn index(&self, key: &str) -> Result<(), StoreError> {
+        let mut indexed = self.indexed.lock().unwrap_or_else(|p| p.into_inner());
+        if indexed.iter().any(|k| k == key) {
+            return Ok(());
+        }
+        let request =
+            CreateFieldIndexCollectionBuilder::new(&self.collection, key, FieldType::Keyword)
+                .field_index_params(KeywordIndexParamsBuilder::default().prefix(true))
+                .wait(true);
+        self.block(self.client.create_field_index(request))
+            .map_err(storage)?;
+        indexed.push(key.to_owned());
+        Ok(())
+    }
+
+    fn check_dimension(&self, v: &[f32]) -> Result<(), StoreError> {
+        if v.len() == self.dimension {
+            Ok(())
+        } else {
+            Err(StoreError::WrongDimension {
+                expected: self.dimension,
+                got: v.len(),
+            })
+        }
+    }
+
+    /// Every point of a filter, with payloads and (if asked) vectors.
+    fn scroll(
+        &self,
+        filter: Option<qdrant::Filter>,
+        vectors: bool,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let mut out = Vec::new();
+        let mut offset: Option<qdrant::PointId> = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(&self.collection)
+                .limit(1000)
+                .with_payload(true)
+                .with_vectors(vectors);
+            if let Some(f) = filter.clone() {
+                request = request.filter(f);
+            }
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let page = self.block(self.client.scroll(request)).map_err(storage)?;
+            out.extend(
+                page.result
+                    .into_iter()
+                    .map(|p| chunk_from(p.payload, dense(p.vectors))),
+            );
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+impl VectorStore for QdrantStore {
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn upsert(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
+        let mut points = Vec::with_capacity(chunks.len());
+        for c in chunks {
+            self.check_dimension(&c.vector)?;
+            let payload = Payload::try_from(payload_of(c)).map_err(storage)?;
+            points.push(PointStruct::new(point_id(&c.id), c.vector.clone(), payload));
+        }
+        for batch in points.chunks(256) {
+            let request = UpsertPointsBuilder::new(&self.collection, batch.to_vec()).wait(true);
+            self.block(self.client.upsert_points(request))
+                .map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    fn delete_document(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+    ) -> Result<usize, StoreError> {
+        let filter = document_filter(data_source_id, document_key);
+        let count = CountPointsBuilder::new(&self.collection)
+            .filter(filter.clone())
+            .exact(true);
+        let n = self.block(self.client.count(count)).map_err(storage)?;
+        let n = n.result.map_or(0, |r| r.count) as usize;
+        if n > 0 {
+            let request = DeletePointsBuilder::new(&self.collection)
+                .points(filter)
+                .wait(true);
+            self.block(self.client.delete_points(request))
+                .map_err(storage)?;
+        }
+        Ok(n)
+    }
+
+    fn set_document_metadata(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+        metadata: &Metadata,
+    ) -> Result<usize, StoreError> {
+        let chunks = self.scroll(Some(document_filter(data_source_id, document_key)), false)?;
+        for chunk in &chunks {
+            let updated = StoredChunk {
+                metadata: metadata.clone(),
+                ..chunk.clone()
+            };
+            let payload: HashMap<String, qdrant::Value> = Payload::try_from(payload_of(&updated))
+                .map_err(storage)?
+                .into();
+            let request = SetPayloadPointsBuilder::new(&self.collection, payload)
+                .points_selector(qdrant::PointsIdsList {
+                    ids: vec![point_id(&chunk.id).into()],
+                })
+                .wait(true);
+            // Overwrite, so user keys that are gone are gone.
+            self.block(self.client.overwrite_payload(request))
+                .map_err(storage)?;
+        }
+        Ok(chunks.len())
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        self.check_dimension(query)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let pre = filter.and_then(filter::translate);
+        if let Some(f) = filter {
+            let mut keys = Vec::new();
+            filter::keys(f, &mut keys);
+            for key in keys {
+                self.index(&key)?;
+            }
+        }
+        let mut walk = k as u64;
+        loop {
+            let mut request = QueryPointsBuilder::new(&self.collection)
+                .query(query.to_vec())
+                .limit(walk)
+                .with_payload(true)
+                .params(SearchParamsBuilder::default().hnsw_ef((4 * walk).max(100)));
+            if let Some(p) = pre.clone() {
+                request = request.filter(p);
+            }
+            let response = self.block(self.client.query(request)).map_err(storage)?;
+            let returned = response.result.len() as u64;
+            let hits: Vec<SearchHit> = response
+                .result
+                .into_iter()
+                .map(|p| SearchHit {
+                    score: p.score,
+                    chunk: chunk_from(p.payload, Vec::new()),
+                })
+                .filter(|h| filter.is_none_or(|f| f.matches(&h.chunk.full_metadata())))
+                .take(k)
+                .collect();
+            if hits.len() >= k || returned < walk || walk >= MAX_WALK {
+                return Ok(hits);
+            }
+            walk = (walk * 4).min(MAX_WALK);
+        }
+    }
+
+    fn chunks(&self, ids: &[String]) -> Result<Vec<StoredChunk>, StoreError> {
+        let points: Vec<qdrant::PointId> = ids.iter().map(|id| point_id(id).into()).collect();
+        let request = GetPointsBuilder::new(&self.collection, points)
+            .with_payload(true)
+            .with_vectors(true);
+        let response = self
+            .block(self.client.get_points(request))
+            .map_err(storage)?;
+        let mut by_id: HashMap<String, StoredChunk> = response
+            .result
+            .into_iter()
+            .map(|p| chunk_from(p.payload, dense(p.vectors)))
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    fn document_chunk_ids(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .scroll(Some(document_filter(data_source_id, document_key)), false)?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn chunk_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .scroll(None, false)?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn len(&self) -> Result<usize, StoreError> {
+        let request = CountPointsBuilder::new(&self.collection).exact(true);
+        let n = self.block(self.client.count(request)).map_err(storage)?;
+        Ok(n.result.map_or(0, |r| r.count) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::point_id;
+
+    #[test]
+    fn chunk_ids_become_uuids_and_other_ids_stable_uuids() {
+        assert_eq!(
+            point_id("0123456789abcdef0123456789ABCDEF"),
+            "01234567-89ab-cdef-0123-456789abcdef"
+        );
+        let a = point_id("doc-a");
+        assert_eq!(a.len(), 36);
+        assert_eq!(a, point_id("doc-a"));
+        assert_ne!(a, point_id("doc-b"));
+    }
+}
