@@ -262,11 +262,9 @@ fn filter_fixture(store: &dyn VectorStore) {
     store.upsert(&chunks).unwrap();
 }
 
-pub fn filters_follow_bedrock_semantics(open: &OpenStore, dir: &Path) {
-    let store = open(dir, 8);
-    filter_fixture(store.as_ref());
-    let query = unit(vec![1.0; 8]);
-    let cases = [
+/// Every filter operator on the fixture, with the chunks Bedrock's semantics select.
+fn filter_cases() -> Vec<(serde_json::Value, Vec<&'static str>)> {
+    vec![
         (
             json!({"equals": {"key": "team", "value": "hr"}}),
             vec!["c1"],
@@ -335,14 +333,51 @@ pub fn filters_follow_bedrock_semantics(open: &OpenStore, dir: &Path) {
             json!({"equals": {"key": "x-amz-bedrock-kb-source-uri", "value": "s3://bucket/doc-c5"}}),
             vec!["c5"],
         ),
-    ];
-    for (filter_json, want) in cases {
-        let filter = Filter::from_json(&filter_json).unwrap();
-        let got: BTreeSet<String> = ids(store.as_ref(), &query, 100, Some(&filter))
-            .into_iter()
-            .collect();
-        let want: BTreeSet<String> = want.into_iter().map(String::from).collect();
-        assert_eq!(got, want, "filter {filter_json}");
+    ]
+}
+
+/// One filter case on one store: the operator, the filter, and whether the store selected
+/// exactly what Bedrock's semantics select (with what it selected when not).
+pub struct FilterOutcome {
+    pub operator: String,
+    pub filter: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// Runs every filter case, reporting rather than asserting (for the README's table).
+pub fn filter_outcomes(open: &OpenStore, dir: &Path) -> Vec<FilterOutcome> {
+    let store = open(dir, 8);
+    filter_fixture(store.as_ref());
+    let query = unit(vec![1.0; 8]);
+    filter_cases()
+        .into_iter()
+        .map(|(filter_json, want)| {
+            let filter = Filter::from_json(&filter_json).unwrap();
+            let got: BTreeSet<String> = ids(store.as_ref(), &query, 100, Some(&filter))
+                .into_iter()
+                .collect();
+            let want: BTreeSet<String> = want.into_iter().map(String::from).collect();
+            FilterOutcome {
+                operator: filter_json
+                    .as_object()
+                    .and_then(|o| o.keys().next().cloned())
+                    .unwrap_or_default(),
+                filter: filter_json.to_string(),
+                passed: got == want,
+                detail: format!("got {got:?}, want {want:?}"),
+            }
+        })
+        .collect()
+}
+
+pub fn filters_follow_bedrock_semantics(open: &OpenStore, dir: &Path) {
+    for outcome in filter_outcomes(open, dir) {
+        assert!(
+            outcome.passed,
+            "filter {}: {}",
+            outcome.filter, outcome.detail
+        );
     }
 }
 
