@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod hnsw;
+mod metadata_document;
 pub mod pgvector;
 pub mod qdrant;
 pub mod suite;

@@ -18,6 +18,7 @@ use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorSt
 
 use self::graph::Graph;
 use self::sqlite::ChunkTable;
+use crate::metadata_document::check_dimension;
 
 /// Tuning of the HNSW store.
 #[derive(Debug, Clone)]
@@ -84,17 +85,6 @@ impl HnswStore {
             dimension,
             params,
         })
-    }
-
-    fn check_dimension(&self, v: &[f32]) -> Result<(), StoreError> {
-        if v.len() == self.dimension {
-            Ok(())
-        } else {
-            Err(StoreError::WrongDimension {
-                expected: self.dimension,
-                got: v.len(),
-            })
-        }
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, ChunkTable> {
@@ -182,7 +172,7 @@ impl VectorStore for HnswStore {
 
     fn upsert(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
         for c in chunks {
-            self.check_dimension(&c.vector)?;
+            check_dimension(self.dimension, &c.vector)?;
         }
         let chunks: Vec<StoredChunk> = chunks
             .iter()
@@ -244,7 +234,7 @@ impl VectorStore for HnswStore {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        self.check_dimension(query)?;
+        check_dimension(self.dimension, query)?;
         let query = distance::normalized(query);
         // Chunk ids and scores, read under one lock so a concurrent delete cannot pair a
         // score with the wrong chunk.

@@ -11,21 +11,18 @@ mod worker;
 use std::collections::HashMap;
 
 use postgres::types::ToSql;
-use quarry_core::metadata::{DATA_SOURCE_ID, PAGE_NUMBER, SOURCE_URI};
-use quarry_core::{
-    Filter, Metadata, MetadataValue, SearchHit, StoreError, StoredChunk, VectorStore,
-};
-use serde_json::{Map, Value, json};
+use quarry_core::metadata::DATA_SOURCE_ID;
+use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorStore};
+use serde_json::{Map, Value};
 
 pub use self::filter_sql::{Condition, Param};
 use self::worker::Worker;
+use crate::metadata_document::{
+    DOCUMENT_KEY, check_dimension, is_system_key, to_chunk, to_document,
+};
 
 /// Filtered searches whose filter passes at most this many chunks rank them exactly.
 const EXACT_SEARCH_BELOW: usize = 20_000;
-
-/// Metadata keys Quarry keeps beside Bedrock's system keys.
-const DOCUMENT_KEY: &str = "x-quarry-document-key";
-const SPAN: &str = "x-quarry-span";
 
 pub use quarry_core::config::PgFieldMapping as FieldMapping;
 
@@ -163,39 +160,12 @@ impl PgVectorStore {
             dimension,
         })
     }
-
-    fn check_dimension(&self, v: &[f32]) -> Result<(), StoreError> {
-        if v.len() == self.dimension {
-            Ok(())
-        } else {
-            Err(StoreError::WrongDimension {
-                expected: self.dimension,
-                got: v.len(),
-            })
-        }
-    }
 }
 
 /// pgvector's text form of a vector.
 fn vector_literal(v: &[f32]) -> String {
     let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
     format!("[{}]", parts.join(","))
-}
-
-/// The metadata column of a chunk: its user metadata with the system keys, and ours.
-fn metadata_json(chunk: &StoredChunk) -> Value {
-    let mut m: Map<String, Value> = chunk
-        .full_metadata()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_json()))
-        .collect();
-    m.insert(DOCUMENT_KEY.into(), json!(chunk.document_key));
-    m.insert(SPAN.into(), json!([chunk.span.start, chunk.span.end]));
-    Value::Object(m)
-}
-
-fn is_system_key(k: &str) -> bool {
-    k.starts_with("x-amz-bedrock-kb-") || k.starts_with("x-quarry-")
 }
 
 fn row_to_chunk(row: &postgres::Row) -> Result<StoredChunk, StoreError> {
@@ -213,33 +183,7 @@ fn row_to_chunk(row: &postgres::Row) -> Result<StoredChunk, StoreError> {
     let m = meta
         .as_object()
         .ok_or_else(|| corrupt("metadata is not an object"))?;
-    let text_of = |k: &str| {
-        m.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let span = m
-        .get(SPAN)
-        .and_then(Value::as_array)
-        .and_then(|a| Some(a.first()?.as_u64()? as usize..a.get(1)?.as_u64()? as usize))
-        .unwrap_or(0..0);
-    let metadata: Metadata = m
-        .iter()
-        .filter(|(k, _)| !is_system_key(k))
-        .filter_map(|(k, v)| Some((k.clone(), MetadataValue::from_json(v)?)))
-        .collect();
-    Ok(StoredChunk {
-        id,
-        data_source_id: text_of(DATA_SOURCE_ID),
-        document_key: text_of(DOCUMENT_KEY),
-        source_uri: text_of(SOURCE_URI),
-        text,
-        span,
-        page: m.get(PAGE_NUMBER).and_then(Value::as_f64).map(|p| p as u32),
-        metadata,
-        vector,
-    })
+    Ok(to_chunk(m, id, text, vector))
 }
 
 fn params(list: &[Param]) -> Vec<Box<dyn ToSql + Sync + Send>> {
@@ -262,7 +206,7 @@ impl VectorStore for PgVectorStore {
 
     fn upsert(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
         for c in chunks {
-            self.check_dimension(&c.vector)?;
+            check_dimension(self.dimension, &c.vector)?;
         }
         let rows: Vec<(String, String, String, Value)> = chunks
             .iter()
@@ -271,7 +215,7 @@ impl VectorStore for PgVectorStore {
                     c.id.clone(),
                     vector_literal(&c.vector),
                     c.text.clone(),
-                    metadata_json(c),
+                    Value::Object(to_document(c)),
                 )
             })
             .collect();
@@ -364,7 +308,7 @@ impl VectorStore for PgVectorStore {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        self.check_dimension(query)?;
+        check_dimension(self.dimension, query)?;
         if k == 0 {
             return Ok(Vec::new());
         }

@@ -20,15 +20,13 @@ use qdrant_client::qdrant::{
     SearchParamsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
-use quarry_core::metadata::{DATA_SOURCE_ID, PAGE_NUMBER, SOURCE_URI};
-use quarry_core::{
-    Filter, Metadata, MetadataValue, SearchHit, StoreError, StoredChunk, VectorStore,
-};
+use quarry_core::metadata::DATA_SOURCE_ID;
+use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorStore};
 use serde_json::{Map, Value, json};
 
+use crate::metadata_document::{DOCUMENT_KEY, check_dimension, to_chunk, to_document};
+
 const CHUNK: &str = "x-quarry-chunk-id";
-const DOCUMENT_KEY: &str = "x-quarry-document-key";
-const SPAN: &str = "x-quarry-span";
 const TEXT: &str = "x-quarry-text";
 /// Most points one filtered search walks while checking them.
 const MAX_WALK: u64 = 10_000;
@@ -88,20 +86,10 @@ fn document_filter(data_source_id: &str, document_key: &str) -> qdrant::Filter {
 }
 
 fn payload_of(chunk: &StoredChunk) -> Value {
-    let mut m: Map<String, Value> = chunk
-        .full_metadata()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_json()))
-        .collect();
+    let mut m = to_document(chunk);
     m.insert(CHUNK.into(), json!(chunk.id));
-    m.insert(DOCUMENT_KEY.into(), json!(chunk.document_key));
-    m.insert(SPAN.into(), json!([chunk.span.start, chunk.span.end]));
     m.insert(TEXT.into(), json!(chunk.text));
     Value::Object(m)
-}
-
-fn is_system_key(k: &str) -> bool {
-    k.starts_with("x-amz-bedrock-kb-") || k.starts_with("x-quarry-")
 }
 
 fn chunk_from(payload: HashMap<String, qdrant::Value>, vector: Vec<f32>) -> StoredChunk {
@@ -109,33 +97,13 @@ fn chunk_from(payload: HashMap<String, qdrant::Value>, vector: Vec<f32>) -> Stor
         .into_iter()
         .map(|(k, v)| (k, v.into_json()))
         .collect();
-    let text = |k: &str| {
+    let text_of = |k: &str| {
         m.get(k)
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned()
     };
-    let span = m
-        .get(SPAN)
-        .and_then(Value::as_array)
-        .and_then(|a| Some(a.first()?.as_u64()? as usize..a.get(1)?.as_u64()? as usize))
-        .unwrap_or(0..0);
-    let metadata: Metadata = m
-        .iter()
-        .filter(|(k, _)| !is_system_key(k))
-        .filter_map(|(k, v)| Some((k.clone(), MetadataValue::from_json(v)?)))
-        .collect();
-    StoredChunk {
-        id: text(CHUNK),
-        data_source_id: text(DATA_SOURCE_ID),
-        document_key: text(DOCUMENT_KEY),
-        source_uri: text(SOURCE_URI),
-        text: text(TEXT),
-        span,
-        page: m.get(PAGE_NUMBER).and_then(Value::as_f64).map(|p| p as u32),
-        metadata,
-        vector,
-    }
+    to_chunk(&m, text_of(CHUNK), text_of(TEXT), vector)
 }
 
 fn dense(vectors: Option<qdrant::VectorsOutput>) -> Vec<f32> {
@@ -235,17 +203,6 @@ impl QdrantStore {
         Ok(())
     }
 
-    fn check_dimension(&self, v: &[f32]) -> Result<(), StoreError> {
-        if v.len() == self.dimension {
-            Ok(())
-        } else {
-            Err(StoreError::WrongDimension {
-                expected: self.dimension,
-                got: v.len(),
-            })
-        }
-    }
-
     /// Every point of a filter, with payloads and (if asked) vectors.
     fn scroll(
         &self,
@@ -287,7 +244,7 @@ impl VectorStore for QdrantStore {
     fn upsert(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
         let mut points = Vec::with_capacity(chunks.len());
         for c in chunks {
-            self.check_dimension(&c.vector)?;
+            check_dimension(self.dimension, &c.vector)?;
             let payload = Payload::try_from(payload_of(c)).map_err(storage)?;
             points.push(PointStruct::new(point_id(&c.id), c.vector.clone(), payload));
         }
@@ -353,7 +310,7 @@ impl VectorStore for QdrantStore {
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<SearchHit>, StoreError> {
-        self.check_dimension(query)?;
+        check_dimension(self.dimension, query)?;
         if k == 0 {
             return Ok(Vec::new());
         }
