@@ -149,13 +149,7 @@ pub fn open_store(
             password_env,
             fields,
         } => {
-            let password = password_env
-                .as_deref()
-                .map(|var| {
-                    std::env::var(var)
-                        .with_context(|| format!("vector_store password_env {var} is not set"))
-                })
-                .transpose()?;
+            let password = secret_from_env(password_env.as_deref(), "password_env")?;
             let config = PgVectorConfig {
                 url: url.clone(),
                 table: table.clone(),
@@ -171,13 +165,7 @@ pub fn open_store(
             shard_number,
             replication_factor,
         } => {
-            let api_key = api_key_env
-                .as_deref()
-                .map(|var| {
-                    std::env::var(var)
-                        .with_context(|| format!("vector_store api_key_env {var} is not set"))
-                })
-                .transpose()?;
+            let api_key = secret_from_env(api_key_env.as_deref(), "api_key_env")?;
             let config = QdrantConfig {
                 url: url.clone(),
                 collection: collection.clone(),
@@ -188,6 +176,14 @@ pub fn open_store(
             Arc::new(QdrantStore::open(&config, dimension)?)
         }
     })
+}
+
+/// A secret named by a `*_env` setting, read from the environment.
+fn secret_from_env(var: Option<&str>, setting: &str) -> anyhow::Result<Option<String>> {
+    var.map(|var| {
+        std::env::var(var).with_context(|| format!("vector_store {setting} {var} is not set"))
+    })
+    .transpose()
 }
 
 fn ledger_path(kb_dir: &Path) -> PathBuf {

@@ -85,6 +85,17 @@ pub trait VectorStore: Send + Sync {
         data_source_id: &str,
         document_key: &str,
     ) -> Result<usize, StoreError>;
+    /// Replaces every chunk of one document with `chunks` (all of that document). Stores that
+    /// can do it in one step (the lexical index: one commit) override this.
+    fn replace_document(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+        chunks: &[StoredChunk],
+    ) -> Result<(), StoreError> {
+        self.delete_document(data_source_id, document_key)?;
+        self.upsert(chunks)
+    }
     /// Replaces the user metadata of every chunk of one document, keeping the vectors.
     fn set_document_metadata(
         &self,

@@ -367,8 +367,7 @@ pub(crate) fn write_document(
         .collect();
     let started = Instant::now();
     target.ledger.mark_pending(ds, key)?;
-    target.store.delete_document(ds, key)?;
-    target.store.upsert(&stored)?;
+    target.store.replace_document(ds, key, &stored)?;
     let count = stored.len();
     entry.chunk_ids = stored.into_iter().map(|c| c.id).collect();
     entry.pending = false;

@@ -50,6 +50,19 @@ impl VectorStore for HybridStore {
         Ok(removed)
     }
 
+    fn replace_document(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+        chunks: &[StoredChunk],
+    ) -> Result<(), StoreError> {
+        self.vectors
+            .replace_document(data_source_id, document_key, chunks)?;
+        self.lexical
+            .replace_document(data_source_id, document_key, chunks)
+            .map_err(lexical_failed)
+    }
+
     /// Metadata lives in the vector store only; the lexical side holds ids and text.
     fn set_document_metadata(
         &self,

@@ -128,16 +128,21 @@ impl LexicalIndex {
         self.change(|writer, f| {
             for chunk in chunks {
                 writer.delete_term(Term::from_field_text(f.chunk_id, &chunk.id));
-                let mut doc = TantivyDocument::default();
-                doc.add_text(f.chunk_id, &chunk.id);
-                doc.add_text(
-                    f.document,
-                    format!("{}\u{0}{}", chunk.data_source_id, chunk.document_key),
-                );
-                doc.add_text(f.text, &chunk.text);
-                writer.add_document(doc)?;
             }
-            Ok(())
+            add_chunks(writer, f, chunks)
+        })
+    }
+
+    /// Replaces every chunk of one document with `chunks`, in one commit.
+    pub fn replace_document(
+        &self,
+        data_source_id: &str,
+        document_key: &str,
+        chunks: &[StoredChunk],
+    ) -> Result<(), LexicalError> {
+        self.change(|writer, f| {
+            writer.delete_term(document_term(f.document, data_source_id, document_key));
+            add_chunks(writer, f, chunks)
         })
     }
 
@@ -233,6 +238,25 @@ impl LexicalIndex {
             }
         }
     }
+}
+
+/// Adds chunks to the index (after whatever deletes the caller queued).
+fn add_chunks(
+    writer: &mut IndexWriter,
+    f: Fields,
+    chunks: &[StoredChunk],
+) -> Result<(), LexicalError> {
+    for chunk in chunks {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.chunk_id, &chunk.id);
+        doc.add_text(
+            f.document,
+            format!("{}\u{0}{}", chunk.data_source_id, chunk.document_key),
+        );
+        doc.add_text(f.text, &chunk.text);
+        writer.add_document(doc)?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
