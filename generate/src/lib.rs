@@ -1,0 +1,24 @@
+//! RetrieveAndGenerate's generation side: the [`Generator`] backends (an in-process GGUF llama
+//! and any OpenAI-compatible server), the prompt built from search results, the citations
+//! recovered from the answer, and the sessions that keep earlier turns.
+
+mod citations;
+mod generator;
+pub mod gguf_llama;
+mod openai;
+mod prompt;
+mod sessions;
+mod stop;
+
+pub use citations::{CitationMarkers, Cited, CitedPart, cite};
+pub use generator::{
+    FinishReason, GenerateError, Generation, GenerationRequest, Generator, Message, Role,
+};
+pub use gguf_llama::GgufLlama;
+pub use openai::{OpenAiConfig, OpenAiGenerator};
+pub use prompt::{
+    DEFAULT_TEMPLATE, OUTPUT_FORMAT_INSTRUCTIONS, Prompt, PromptPassage, build_prompt,
+    check_template,
+};
+pub use sessions::{SessionError, SessionStore, Turn, valid_session_id};
+pub use stop::StopScanner;
