@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 use quarry_core::config::{
     Config, DataSourceConfig, DataSourceKind, KnowledgeBaseConfig, ModelConfig, S3Defaults,
     VectorStoreConfig,
@@ -219,7 +219,9 @@ pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedde
         .models
         .get(name)
         .ok_or_else(|| anyhow!("no model {name:?} in [models]"))?;
-    let ModelConfig::Bert { path, hub } = model;
+    let ModelConfig::Bert { path, hub } = model else {
+        bail!("model {name:?} is a generation model, not an embedding model");
+    };
     let files = ModelFiles::locate(path.as_deref(), hub.as_deref()).with_context(|| {
         format!(
             "model {name:?}: not found (run `make models` to fetch all-MiniLM-L6-v2 into models/)"

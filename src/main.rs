@@ -5,6 +5,7 @@ mod commands;
 mod config_file;
 mod knowledge_base;
 mod progress;
+mod rag;
 mod server;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ enum Command {
     Sync(commands::sync::SyncArgs),
     /// Retrieve the passages nearest to a query.
     Query(commands::query::QueryArgs),
+    /// Answer a question from a knowledge base with a generation model, with citations.
+    Ask(commands::ask::AskArgs),
     /// Embed texts from stdin (one per line), printing one JSON array per line.
     Embed(commands::embed::EmbedArgs),
     /// List a knowledge base's ingestion jobs, newest first.
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sync(args) => commands::sync::run(&cli.config, args),
         Command::Query(args) => commands::query::run(&cli.config, args),
+        Command::Ask(args) => commands::ask::run(&cli.config, args),
         Command::Embed(args) => commands::embed::run(&cli.config, args),
         Command::Jobs(args) => commands::jobs::run(&cli.config, args),
         Command::Inspect(args) => commands::inspect::run(&cli.config, args),

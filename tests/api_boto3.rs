@@ -68,3 +68,8 @@ fn direct_ingestion_through_boto3() {
 fn hybrid_search_and_hierarchical_chunking_through_boto3() {
     run_module("test_hybrid");
 }
+
+#[test]
+fn retrieve_and_generate_through_boto3() {
+    run_module("test_generate");
+}

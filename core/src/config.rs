@@ -62,6 +62,13 @@ pub struct ServerConfig {
     /// header instead of a SigV4 signature (EventBridge API destinations send such a key).
     #[serde(default)]
     pub events_api_key_env: Option<String>,
+    /// RetrieveAndGenerate sessions idle this long are forgotten.
+    #[serde(default = "default_session_idle_minutes")]
+    pub session_idle_minutes: u64,
+}
+
+fn default_session_idle_minutes() -> u64 {
+    60
 }
 
 /// An access key: its id, the environment variable that holds its secret (secrets never
@@ -96,6 +103,7 @@ impl Default for ServerConfig {
             max_queued_queries: default_max_queued_queries(),
             max_request_bytes: default_max_request_bytes(),
             events_api_key_env: None,
+            session_idle_minutes: default_session_idle_minutes(),
         }
     }
 }
@@ -110,15 +118,52 @@ fn default_max_document_bytes() -> u64 {
     50 * 1024 * 1024
 }
 
-/// An embedding model. `path` is a local folder (config.json, model.safetensors,
-/// tokenizer.json); `hub` names a model in the Hugging Face cache (`$HF_HOME/hub`).
+/// A model, by kind: an embedding model (`bert`) or a generation backend for
+/// RetrieveAndGenerate (`gguf-llama`, `openai`), which a request names in its `modelArn`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ModelConfig {
+    /// A BERT-family sentence embedder. `path` is a local folder (config.json,
+    /// model.safetensors, tokenizer.json); `hub` names a model in the Hugging Face cache.
     Bert {
         path: Option<PathBuf>,
         hub: Option<String>,
     },
+    /// A llama-architecture GGUF file run in-process (its tokenizer and chat template come
+    /// from the file).
+    GgufLlama { path: PathBuf },
+    /// An OpenAI-compatible chat-completions server (vLLM, llama.cpp, Ollama, OpenAI).
+    Openai {
+        /// Up to and including the API version, e.g. `http://127.0.0.1:8000/v1`.
+        base_url: String,
+        model: String,
+        /// The environment variable holding the API key, if the server wants one.
+        #[serde(default)]
+        api_key_env: Option<String>,
+        #[serde(default = "default_generation_timeout_secs")]
+        timeout_secs: u64,
+        #[serde(default = "default_generation_retries")]
+        max_retries: u32,
+        /// The model's context window in tokens (prompt and answer).
+        #[serde(default = "default_context_tokens")]
+        context_tokens: usize,
+    },
+}
+
+impl ModelConfig {
+    pub fn is_embedding(&self) -> bool {
+        matches!(self, Self::Bert { .. })
+    }
+}
+
+fn default_generation_timeout_secs() -> u64 {
+    120
+}
+fn default_generation_retries() -> u32 {
+    2
+}
+fn default_context_tokens() -> usize {
+    8192
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -356,18 +401,31 @@ impl Config {
             self.server.data_dir = base.join(&self.server.data_dir);
         }
         for (name, model) in &mut self.models {
-            let ModelConfig::Bert { path, hub } = model;
-            match (path.as_mut(), hub) {
-                (Some(p), _) if p.is_relative() => *p = base.join(&*p),
-                (None, None) => {
-                    return Err(ConfigError {
-                        span: None,
-                        field: format!("models.{name}"),
-                        message: "needs `path` (a local folder) or `hub` (a Hugging Face model id)"
-                            .into(),
-                    });
+            match model {
+                ModelConfig::Bert { path, hub } => match (path.as_mut(), hub) {
+                    (Some(p), _) if p.is_relative() => *p = base.join(&*p),
+                    (None, None) => {
+                        return Err(ConfigError {
+                            span: None,
+                            field: format!("models.{name}"),
+                            message:
+                                "needs `path` (a local folder) or `hub` (a Hugging Face model id)"
+                                    .into(),
+                        });
+                    }
+                    _ => {}
+                },
+                ModelConfig::GgufLlama { path } if path.is_relative() => *path = base.join(&*path),
+                ModelConfig::GgufLlama { .. } => {}
+                ModelConfig::Openai { base_url, .. } => {
+                    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                        return Err(ConfigError {
+                            span: None,
+                            field: format!("models.{name}.base_url"),
+                            message: format!("{base_url:?} is not an http:// or https:// URL"),
+                        });
+                    }
                 }
-                _ => {}
             }
         }
         let mut kb_ids = BTreeMap::new();
@@ -385,13 +443,22 @@ impl Config {
                     "duplicate knowledge base name",
                 ));
             }
-            if !self.models.contains_key(kb.embedding_model.get_ref()) {
-                let known: Vec<_> = self.models.keys().cloned().collect();
+            if !self
+                .models
+                .get(kb.embedding_model.get_ref())
+                .is_some_and(ModelConfig::is_embedding)
+            {
+                let known: Vec<_> = self
+                    .models
+                    .iter()
+                    .filter(|(_, m)| m.is_embedding())
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 return Err(spanned(
                     &kb.embedding_model,
                     here("embedding_model"),
                     &format!(
-                        "no model {:?} in [models] (known: {})",
+                        "no embedding model {:?} in [models] (known: {})",
                         kb.embedding_model.get_ref(),
                         known.join(", ")
                     ),

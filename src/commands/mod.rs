@@ -1,5 +1,6 @@
 //! One module per CLI command.
 
+pub mod ask;
 pub mod bench;
 pub mod embed;
 pub mod eval;

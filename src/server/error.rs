@@ -18,6 +18,9 @@ pub enum ApiError {
     Throttling(String),
     #[error("{0}")]
     Internal(String),
+    /// A service the request needs (the generation backend) failed.
+    #[error("{0}")]
+    DependencyFailed(String),
 }
 
 impl ApiError {
@@ -29,6 +32,7 @@ impl ApiError {
             Self::Conflict(_) => "ConflictException",
             Self::Throttling(_) => "ThrottlingException",
             Self::Internal(_) => "InternalServerException",
+            Self::DependencyFailed(_) => "DependencyFailedException",
         }
     }
 
@@ -40,6 +44,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Throttling(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::DependencyFailed(_) => StatusCode::FAILED_DEPENDENCY,
         }
     }
 

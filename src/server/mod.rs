@@ -7,6 +7,7 @@
 mod auth;
 mod encoder;
 mod error;
+mod eventstream;
 mod jobs;
 mod metrics;
 mod registry;
@@ -49,6 +50,11 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         config.s3.clone(),
         metrics.clone(),
     );
+    let generators = crate::rag::Generators::from_config(&config)?;
+    let sessions = quarry_generate::SessionStore::new(
+        config.server.data_dir.join("sessions"),
+        std::time::Duration::from_secs(config.server.session_idle_minutes * 60),
+    );
     let registry = {
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || Registry::open(config, metrics)).await??
@@ -58,6 +64,8 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         jobs,
         auth,
         metrics,
+        generators,
+        sessions,
         shutting_down: Default::default(),
     });
     resume_jobs(&state);

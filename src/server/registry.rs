@@ -143,8 +143,12 @@ impl Registry {
             .collect()
     }
 
-    pub fn model_exists(&self, name: &str) -> bool {
-        self.config.models.contains_key(name)
+    /// Whether `name` is an embedding model in `[models]`.
+    pub fn embedding_model_exists(&self, name: &str) -> bool {
+        self.config
+            .models
+            .get(name)
+            .is_some_and(|m| m.is_embedding())
     }
 
     /// Adds a knowledge base made through the API and records it.

@@ -99,8 +99,17 @@ fn load(path: &Path) -> Result<Loaded, String> {
         tokenizer.bos.clone(),
         tokenizer.eos.clone(),
     )?;
-    let model = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)
-        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+    let model = match requantized(&content, &mut file)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    {
+        Some(bytes) => {
+            let mut cursor = std::io::Cursor::new(bytes);
+            let content = gguf_file::Content::read(&mut cursor).map_err(|e| e.to_string())?;
+            ModelWeights::from_gguf(content, &mut cursor, &Device::Cpu)
+        }
+        None => ModelWeights::from_gguf(content, &mut file, &Device::Cpu),
+    }
+    .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
     tracing::info!(
         model = %path.display(),
         context_tokens,
@@ -113,6 +122,40 @@ fn load(path: &Path) -> Result<Loaded, String> {
         template,
         context_tokens,
     })
+}
+
+/// candle multiplies Q4_1 and Q5_x weights without SIMD (about 30 prompt tokens/s here);
+/// such tensors are re-quantized to Q8_0, which it multiplies with AVX2 — near-lossless (8
+/// bits for values that had 4 or 5), several times faster. Returns the rewritten GGUF file
+/// in memory, or `None` when nothing needs it.
+fn requantized(
+    content: &gguf_file::Content,
+    file: &mut std::fs::File,
+) -> candle_core::Result<Option<Vec<u8>>> {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let slow = |d: GgmlDType| matches!(d, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1);
+    if !content.tensor_infos.values().any(|t| slow(t.ggml_dtype)) {
+        return Ok(None);
+    }
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    for name in content.tensor_infos.keys() {
+        let t = content.tensor(file, name, &Device::Cpu)?;
+        let t = if slow(t.dtype()) && t.shape().dims().last().is_some_and(|d| d % 32 == 0) {
+            QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
+        } else {
+            t
+        };
+        tensors.push((name.as_str(), t));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut out = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &tensor_refs)?;
+    Ok(Some(out.into_inner()))
 }
 
 fn backend(e: impl std::fmt::Display) -> GenerateError {

@@ -99,10 +99,17 @@ fn model_of(state: &AppState, req: &KnowledgeBaseRequest) -> ApiResult<String> {
         })?
         .embedding_model_arn;
     let model = shapes::model_from_arn(arn);
-    if !state.registry.model_exists(model) {
-        let known: Vec<&String> = state.registry.config.models.keys().collect();
+    if !state.registry.embedding_model_exists(model) {
+        let known: Vec<&String> = state
+            .registry
+            .config
+            .models
+            .iter()
+            .filter(|(_, m)| m.is_embedding())
+            .map(|(n, _)| n)
+            .collect();
         return Err(ApiError::Validation(format!(
-            "embeddingModelArn {arn}: no model {model:?} is configured (known: {known:?})"
+            "embeddingModelArn {arn}: no embedding model {model:?} is configured (known: {known:?})"
         )));
     }
     Ok(model.to_owned())

@@ -4,9 +4,11 @@ mod body;
 mod data_sources;
 mod documents;
 mod events;
+mod generate;
 mod ingestion_jobs;
 mod knowledge_bases;
 mod retrieve;
+mod search_config;
 mod shapes;
 
 use std::sync::Arc;
@@ -21,6 +23,14 @@ pub fn api() -> Router<Arc<AppState>> {
     Router::new()
         .route("/knowledgebases/{kb}/retrieve", post(retrieve::retrieve))
         .route("/events", post(events::receive))
+        .route(
+            "/retrieveAndGenerate",
+            post(generate::retrieve_and_generate),
+        )
+        .route(
+            "/retrieveAndGenerateStream",
+            post(generate::retrieve_and_generate_stream),
+        )
         .route(
             "/knowledgebases/",
             put(knowledge_bases::create).post(knowledge_bases::list),
@@ -71,6 +81,8 @@ pub fn api() -> Router<Arc<AppState>> {
 pub fn operation(method: &str, matched: &str) -> &'static str {
     match (method, matched) {
         ("POST", "/knowledgebases/{kb}/retrieve") => "Retrieve",
+        ("POST", "/retrieveAndGenerate") => "RetrieveAndGenerate",
+        ("POST", "/retrieveAndGenerateStream") => "RetrieveAndGenerateStream",
         ("PUT", "/knowledgebases/") => "CreateKnowledgeBase",
         ("POST", "/knowledgebases/") => "ListKnowledgeBases",
         ("GET", "/knowledgebases/{kb}") => "GetKnowledgeBase",

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
-use quarry_core::Filter;
-use quarry_retrieve::{MAX_RESULTS, RetrievalResult, RetrieveResponse, SearchType};
+use quarry_retrieve::{MAX_RESULTS, RetrievalResult, RetrieveResponse};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::body::json;
+use super::search_config::{RetrievalConfiguration, SearchSettings};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::AppState;
@@ -33,27 +33,6 @@ struct RetrievalQuery {
     kind: Option<String>,
     #[serde(default)]
     image: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RetrievalConfiguration {
-    vector_search_configuration: VectorSearchConfiguration,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct VectorSearchConfiguration {
-    #[serde(default)]
-    number_of_results: Option<i64>,
-    #[serde(default)]
-    override_search_type: Option<String>,
-    #[serde(default)]
-    filter: Option<Value>,
-    #[serde(default)]
-    reranking_configuration: Option<Value>,
-    #[serde(default)]
-    implicit_filter_configuration: Option<Value>,
 }
 
 const MAX_QUERY_CHARS: usize = 20_000;
@@ -82,41 +61,11 @@ pub async fn retrieve(
             "retrievalQuery.text is longer than {MAX_QUERY_CHARS} characters"
         )));
     }
-    let config = req
-        .retrieval_configuration
-        .map(|c| c.vector_search_configuration);
-    let mut k = 5usize;
-    let mut filter = None;
-    let mut search_type = SearchType::default();
-    if let Some(c) = config {
-        if let Some(n) = c.number_of_results {
-            if !(1..=MAX_RESULTS as i64).contains(&n) {
-                return Err(ApiError::Validation(format!(
-                    "retrievalConfiguration.vectorSearchConfiguration.numberOfResults must be between 1 and {MAX_RESULTS}, got {n}"
-                )));
-            }
-            k = n as usize;
-        }
-        if let Some(name) = c.override_search_type.as_deref() {
-            search_type = SearchType::parse(name).ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "retrievalConfiguration.vectorSearchConfiguration.overrideSearchType must be SEMANTIC or HYBRID, got {name:?}"
-                ))
-            })?;
-        }
-        if c.reranking_configuration.is_some() || c.implicit_filter_configuration.is_some() {
-            return Err(ApiError::Validation(
-                "retrievalConfiguration.vectorSearchConfiguration: rerankingConfiguration and implicitFilterConfiguration are not supported".into(),
-            ));
-        }
-        if let Some(f) = c.filter {
-            filter = Some(Filter::from_json(&f).map_err(|e| {
-                ApiError::Validation(format!(
-                    "retrievalConfiguration.vectorSearchConfiguration.{e}"
-                ))
-            })?);
-        }
-    }
+    let SearchSettings {
+        k,
+        filter,
+        search_type,
+    } = SearchSettings::from_request(req.retrieval_configuration, "retrievalConfiguration")?;
     let offset = match req.next_token.as_deref() {
         None => 0,
         Some(t) => t

@@ -1,0 +1,425 @@
+//! `POST /retrieveAndGenerate` and `POST /retrieveAndGenerateStream`: Bedrock's
+//! RetrieveAndGenerate, whole or as an event stream.
+//!
+//! Both check the request, embed the question, search and build the prompt before anything
+//! is sent, so those failures are ordinary HTTP errors. The stream also waits for the
+//! model's first piece: a backend that fails at once is a 424, not a broken stream.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use quarry_generate::{Generator, SessionError, Turn, check_template, valid_session_id};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::body::json;
+use super::search_config::{RetrievalConfiguration, SearchSettings};
+use crate::rag::{self, Inference, Prepared, Question, RagError};
+use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::eventstream;
+use crate::server::registry::KbEntry;
+use crate::server::state::AppState;
+
+pub const SESSION_HEADER: &str = "x-amzn-bedrock-knowledge-base-session-id";
+const MAX_INPUT_CHARS: usize = 1000;
+const MAX_TEMPLATE_CHARS: usize = 4000;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RagRequest {
+    input: Input,
+    #[serde(default)]
+    retrieve_and_generate_configuration: Option<RagConfiguration>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    session_configuration: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Input {
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RagConfiguration {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    knowledge_base_configuration: Option<KbConfiguration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KbConfiguration {
+    knowledge_base_id: String,
+    model_arn: String,
+    #[serde(default)]
+    retrieval_configuration: Option<RetrievalConfiguration>,
+    #[serde(default)]
+    generation_configuration: Option<GenerationConfiguration>,
+    #[serde(default)]
+    orchestration_configuration: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GenerationConfiguration {
+    #[serde(default)]
+    prompt_template: Option<PromptTemplate>,
+    #[serde(default)]
+    inference_config: Option<InferenceConfig>,
+    #[serde(default)]
+    guardrail_configuration: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PromptTemplate {
+    #[serde(default)]
+    text_prompt_template: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InferenceConfig {
+    #[serde(default)]
+    text_inference_config: Option<TextInferenceConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TextInferenceConfig {
+    #[serde(default)]
+    max_tokens: Option<i64>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    stop_sequences: Option<Vec<String>>,
+}
+
+const AT: &str = "retrieveAndGenerateConfiguration.knowledgeBaseConfiguration";
+
+fn inference(config: Option<TextInferenceConfig>) -> ApiResult<Inference> {
+    let mut out = Inference::default();
+    let Some(c) = config else {
+        return Ok(out);
+    };
+    let at = format!("{AT}.generationConfiguration.inferenceConfig.textInferenceConfig");
+    if let Some(n) = c.max_tokens {
+        if !(1..=65_536).contains(&n) {
+            return Err(ApiError::Validation(format!(
+                "{at}.maxTokens must be between 1 and 65536, got {n}"
+            )));
+        }
+        out.max_tokens = n as usize;
+    }
+    for (name, value) in [("temperature", c.temperature), ("topP", c.top_p)] {
+        if let Some(v) = value
+            && !(0.0..=1.0).contains(&v)
+        {
+            return Err(ApiError::Validation(format!(
+                "{at}.{name} must be between 0 and 1, got {v}"
+            )));
+        }
+    }
+    out.temperature = c.temperature;
+    out.top_p = c.top_p;
+    if let Some(stops) = c.stop_sequences {
+        if stops.len() > 4 || stops.iter().any(|s| s.is_empty() || s.len() > 1000) {
+            return Err(ApiError::Validation(format!(
+                "{at}.stopSequences takes at most 4 sequences of 1 to 1000 characters"
+            )));
+        }
+        out.stop_sequences = stops;
+    }
+    Ok(out)
+}
+
+/// A checked request: the knowledge base, the backend, the question and its session.
+struct Ready {
+    entry: Arc<KbEntry>,
+    generator: Arc<dyn Generator>,
+    question: Question,
+    session_id: String,
+}
+
+fn session_error(e: SessionError) -> ApiError {
+    match e {
+        SessionError::Unknown(_) => ApiError::Validation(e.to_string()),
+        SessionError::Io(e) => ApiError::internal(e),
+    }
+}
+
+fn rag_error(e: RagError) -> ApiError {
+    match e {
+        RagError::Invalid(m) => ApiError::Validation(m),
+        RagError::Dependency(m) => ApiError::DependencyFailed(m),
+        RagError::Internal(m) => ApiError::internal(m),
+    }
+}
+
+async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResult<Ready> {
+    let req: RagRequest = json(body)?;
+    let text = req.input.text.trim().to_string();
+    if text.is_empty() {
+        return Err(ApiError::Validation("input.text is required".into()));
+    }
+    if req.input.text.chars().count() > MAX_INPUT_CHARS {
+        return Err(ApiError::Validation(format!(
+            "input.text is longer than {MAX_INPUT_CHARS} characters"
+        )));
+    }
+    if req.session_configuration.is_some() {
+        return Err(ApiError::Validation(
+            "sessionConfiguration (KMS encryption of sessions) is not supported".into(),
+        ));
+    }
+    let config = req.retrieve_and_generate_configuration.ok_or_else(|| {
+        ApiError::Validation("retrieveAndGenerateConfiguration is required".into())
+    })?;
+    if config.kind != "KNOWLEDGE_BASE" {
+        return Err(ApiError::Validation(format!(
+            "retrieveAndGenerateConfiguration.type {:?} is not supported; use KNOWLEDGE_BASE",
+            config.kind
+        )));
+    }
+    let kb_config = config
+        .knowledge_base_configuration
+        .ok_or_else(|| ApiError::Validation(format!("{AT} is required for type KNOWLEDGE_BASE")))?;
+    if kb_config
+        .orchestration_configuration
+        .as_ref()
+        .is_some_and(|o| o.get("queryTransformationConfiguration").is_some())
+    {
+        return Err(ApiError::Validation(format!(
+            "{AT}.orchestrationConfiguration.queryTransformationConfiguration is not supported"
+        )));
+    }
+    let entry = state.registry.get(&kb_config.knowledge_base_id)?;
+    principal.check(entry.kb.id(), entry.kb.name())?;
+    let generator = state
+        .generators
+        .for_arn(&kb_config.model_arn)
+        .map_err(ApiError::Validation)?;
+    let search = SearchSettings::from_request(
+        kb_config.retrieval_configuration,
+        &format!("{AT}.retrievalConfiguration"),
+    )?;
+    let generation = kb_config.generation_configuration;
+    if generation
+        .as_ref()
+        .is_some_and(|g| g.guardrail_configuration.is_some())
+    {
+        return Err(ApiError::Validation(format!(
+            "{AT}.generationConfiguration.guardrailConfiguration: guardrails are not supported"
+        )));
+    }
+    let (template, text_inference) = match generation {
+        Some(g) => (
+            g.prompt_template.and_then(|p| p.text_prompt_template),
+            g.inference_config.and_then(|i| i.text_inference_config),
+        ),
+        None => (None, None),
+    };
+    if let Some(t) = &template {
+        let at = format!("{AT}.generationConfiguration.promptTemplate.textPromptTemplate");
+        if t.chars().count() > MAX_TEMPLATE_CHARS {
+            return Err(ApiError::Validation(format!(
+                "{at} is longer than {MAX_TEMPLATE_CHARS} characters"
+            )));
+        }
+        check_template(t).map_err(ApiError::Validation)?;
+    }
+    let inference = inference(text_inference)?;
+    let (session_id, history) = match req.session_id {
+        Some(id) => {
+            if !valid_session_id(&id) {
+                return Err(ApiError::Validation(format!(
+                    "sessionId {id:?} must be 2 to 100 of [0-9a-zA-Z._:-]"
+                )));
+            }
+            let history = state.sessions.turns(&id).map_err(session_error)?;
+            (id, history)
+        }
+        None => (String::new(), Vec::new()),
+    };
+    Ok(Ready {
+        entry,
+        generator,
+        question: Question {
+            text,
+            history,
+            k: search.k,
+            filter: search.filter,
+            search_type: search.search_type,
+            template,
+            inference,
+        },
+        session_id,
+    })
+}
+
+/// Embeds the question, searches and builds the prompt; starts the session when new.
+async fn prepared(state: &AppState, mut ready: Ready) -> ApiResult<(Ready, Prepared)> {
+    let vector = ready
+        .entry
+        .encoder
+        .embed(rag::retrieval_text(&ready.question))
+        .await?;
+    let kb = ready.entry.kb.clone();
+    let generator = ready.generator.clone();
+    let (question, prepared) = tokio::task::spawn_blocking(move || {
+        let prepared = rag::prepare(kb.indexes(), &vector, &ready.question, generator.as_ref());
+        (ready.question, prepared)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    ready.question = question;
+    let prepared = prepared.map_err(rag_error)?;
+    if ready.session_id.is_empty() {
+        ready.session_id = state.sessions.create().map_err(session_error)?;
+    }
+    Ok((ready, prepared))
+}
+
+fn remember(state: &AppState, ready: &Ready, answer: &str) {
+    let turn = Turn {
+        question: ready.question.text.clone(),
+        answer: answer.to_string(),
+    };
+    if let Err(e) = state.sessions.append(&ready.session_id, turn) {
+        tracing::warn!(session = %ready.session_id, error = %e, "could not record the turn");
+    }
+}
+
+pub async fn retrieve_and_generate(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let ready = ready(&state, &principal, &body).await?;
+    let (ready, prepared) = prepared(&state, ready).await?;
+    let generator = ready.generator.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        rag::generate(prepared, generator.as_ref(), &mut |_| {
+            ControlFlow::Continue(())
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(rag_error)?;
+    remember(&state, &ready, &answer.text);
+    Ok(Json(json!({
+        "output": { "text": answer.text },
+        "citations": answer.citations,
+        "sessionId": ready.session_id,
+    })))
+}
+
+enum StreamEvent {
+    Text(String),
+    Citations(Vec<Value>),
+    Failed(ApiError),
+}
+
+fn exception_name(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::Validation(_) => "validationException",
+        ApiError::AccessDenied(_) => "accessDeniedException",
+        ApiError::NotFound(_) => "resourceNotFoundException",
+        ApiError::Conflict(_) => "conflictException",
+        ApiError::Throttling(_) => "throttlingException",
+        ApiError::Internal(_) => "internalServerException",
+        ApiError::DependencyFailed(_) => "dependencyFailedException",
+    }
+}
+
+fn frame(event: StreamEvent) -> Vec<Vec<u8>> {
+    match event {
+        StreamEvent::Text(text) => vec![eventstream::event("output", &json!({ "text": text }))],
+        StreamEvent::Citations(citations) => citations
+            .into_iter()
+            .map(|c| {
+                let mut payload = json!({ "citation": c.clone() });
+                if let (Some(p), Some(c)) = (payload.as_object_mut(), c.as_object()) {
+                    for (k, v) in c {
+                        p.insert(k.clone(), v.clone());
+                    }
+                }
+                eventstream::event("citation", &payload)
+            })
+            .collect(),
+        StreamEvent::Failed(e) => vec![eventstream::exception(exception_name(&e), &e.to_string())],
+    }
+}
+
+pub async fn retrieve_and_generate_stream(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ready = ready(&state, &principal, &body).await?;
+    let (ready, prepared) = prepared(&state, ready).await?;
+    let session_id = ready.session_id.clone();
+    let (tx, mut rx) = mpsc::channel::<StreamEvent>(64);
+    let worker_state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let generator = ready.generator.clone();
+        let result = rag::generate(prepared, generator.as_ref(), &mut |piece| {
+            match tx.blocking_send(StreamEvent::Text(piece.to_string())) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(_) => ControlFlow::Break(()), // the client went away
+            }
+        });
+        match result {
+            Ok(answer) => {
+                remember(&worker_state, &ready, &answer.text);
+                let _ = tx.blocking_send(StreamEvent::Citations(answer.citations));
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(StreamEvent::Failed(rag_error(e)));
+            }
+        }
+    });
+    // A failure before the first piece is still an ordinary error response.
+    let first = match rx.recv().await {
+        Some(StreamEvent::Failed(e)) => return Err(e),
+        Some(event) => event,
+        None => return Err(ApiError::internal("the generation ended without an answer")),
+    };
+    let frames = futures_frames(first, rx);
+    let mut response = Body::from_stream(frames).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
+    headers.insert(
+        SESSION_HEADER,
+        HeaderValue::from_str(&session_id).map_err(ApiError::internal)?,
+    );
+    Ok(response)
+}
+
+/// The stream of framed messages: the first event, then the rest as they come.
+fn futures_frames(
+    first: StreamEvent,
+    rx: mpsc::Receiver<StreamEvent>,
+) -> impl tokio_stream::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    use tokio_stream::StreamExt;
+    let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
+    tokio_stream::once(first)
+        .chain(rest)
+        .map(|event| Ok(Bytes::from(frame(event).concat())))
+}
