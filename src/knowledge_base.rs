@@ -214,6 +214,27 @@ pub fn source_for(ds: &DataSourceConfig, s3: &S3Defaults) -> Result<Box<dyn Sour
     })
 }
 
+/// The embedding model a command uses: the one named, or the only one configured.
+pub fn embedding_model_name(config: &Config, named: Option<String>) -> anyhow::Result<String> {
+    if let Some(name) = named {
+        return Ok(name);
+    }
+    let names: Vec<&String> = config
+        .models
+        .iter()
+        .filter(|(_, m)| m.is_embedding())
+        .map(|(n, _)| n)
+        .collect();
+    match names.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => bail!("no embedding model in [models]"),
+        _ => bail!(
+            "several embedding models are configured; choose one with --model ({})",
+            names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
 pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedder>> {
     let model = config
         .models

@@ -49,6 +49,8 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Retrieval quality on a BEIR folder: nDCG@10, recall@100, MRR@10.
     Eval(commands::eval::EvalArgs),
+    /// RetrieveAndGenerate on SQuAD: hit@5, answer containment and latency for a model.
+    EvalAnswers(commands::eval_answers::EvalAnswersArgs),
     /// Copy a knowledge base's chunks and vectors to another store, without re-embedding.
     Migrate(commands::migrate::MigrateArgs),
     /// Print the text a file's parser extracts (what would be indexed), or why it fails.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(&cli.config, args),
         Command::Parse(args) => commands::parse::run(&cli.config, args),
         Command::Eval(args) => commands::eval::run(&cli.config, args),
+        Command::EvalAnswers(args) => commands::eval_answers::run(&cli.config, args),
         Command::Migrate(args) => commands::migrate::run(&cli.config, args),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };

@@ -4,9 +4,8 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
 
-use crate::knowledge_base::load_model;
+use crate::knowledge_base::{embedding_model_name, load_model};
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
@@ -20,16 +19,7 @@ const BATCH: usize = 64;
 
 pub fn run(config_path: &Path, args: EmbedArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
-    let name = match args.model {
-        Some(m) => m,
-        None if config.models.len() == 1 => {
-            config.models.keys().next().cloned().unwrap_or_default()
-        }
-        None => bail!(
-            "several models are configured; choose one with --model ({})",
-            config.models.keys().cloned().collect::<Vec<_>>().join(", ")
-        ),
-    };
+    let name = embedding_model_name(&config, args.model)?;
     let embedder = load_model(&config, &name)?;
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

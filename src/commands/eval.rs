@@ -19,7 +19,7 @@ use quarry_retrieve::metrics::{mrr_at, ndcg_at, recall_at};
 use quarry_retrieve::{Fusion, HYBRID_CANDIDATES, fused, lexical_hits};
 use quarry_vectorstores::{HnswParams, HnswStore};
 
-use crate::knowledge_base::load_model;
+use crate::knowledge_base::{embedding_model_name, load_model};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -102,7 +102,7 @@ fn documents(hits: &[SearchHit]) -> Vec<String> {
     ranked
 }
 
-fn jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+pub fn jsonl(path: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let file = fs_err::File::open(path)?;
     std::io::BufReader::new(file)
         .lines()
@@ -116,13 +116,7 @@ fn text_of(v: &serde_json::Value, key: &str) -> String {
 
 pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
-    let model = match args.model {
-        Some(m) => m,
-        None if config.models.len() == 1 => {
-            config.models.keys().next().cloned().unwrap_or_default()
-        }
-        None => bail!("several models are configured; choose one with --model"),
-    };
+    let model = embedding_model_name(&config, args.model)?;
     let embedder = load_model(&config, &model)?;
     // Bedrock's defaults for each strategy, held to the model's limit.
     let limit = embedder.max_content_tokens();
@@ -279,7 +273,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Chunks, embeds and indexes the corpus (documents are "title text").
-fn ingest(
+pub fn ingest(
     corpus: &[serde_json::Value],
     chunker: &dyn Chunker,
     embedder: &dyn Embedder,

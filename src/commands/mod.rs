@@ -4,6 +4,7 @@ pub mod ask;
 pub mod bench;
 pub mod embed;
 pub mod eval;
+pub mod eval_answers;
 pub mod inspect;
 pub mod jobs;
 pub mod migrate;

@@ -88,6 +88,13 @@ pub struct Prepared {
     passages_used: usize,
 }
 
+impl Prepared {
+    /// The retrieved passages' texts, best first.
+    pub fn passages(&self) -> Vec<&str> {
+        self.hits.iter().map(|h| h.chunk.text.as_str()).collect()
+    }
+}
+
 /// Searches (with `vector`, the embedding of [`retrieval_text`]) and builds the prompt.
 pub fn prepare(
     indexes: Indexes<'_>,
