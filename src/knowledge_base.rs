@@ -230,7 +230,11 @@ pub fn embedding_model_name(config: &Config, named: Option<String>) -> anyhow::R
         [] => bail!("no embedding model in [models]"),
         _ => bail!(
             "several embedding models are configured; choose one with --model ({})",
-            names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

@@ -4,7 +4,6 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-
 use crate::knowledge_base::{embedding_model_name, load_model};
 
 #[derive(clap::Args)]

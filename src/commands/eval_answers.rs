@@ -93,7 +93,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run(config_path: &Path, args: EvalAnswersArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
     let generators = Generators::from_config(&config)?;
-    let generator = generators.for_arn(&args.model).map_err(anyhow::Error::msg)?;
+    let generator = generators
+        .for_arn(&args.model)
+        .map_err(anyhow::Error::msg)?;
     let embedding = embedding_model_name(&config, args.embedding_model)?;
     let embedder = load_model(&config, &embedding)?;
     let chunker = quarry_chunkers::chunker_for(&ChunkingConfig::Default, embedder.clone())?;
@@ -221,7 +223,9 @@ pub fn run(config_path: &Path, args: EvalAnswersArgs) -> anyhow::Result<ExitCode
         args.k,
         args.model
     );
-    println!("| model | hit@5 | answer contains gold | s/answer (mean) | p50 | p95 | answer tokens (mean) |");
+    println!(
+        "| model | hit@5 | answer contains gold | s/answer (mean) | p50 | p95 | answer tokens (mean) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     println!(
         "| {} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {:.0} |",
@@ -244,7 +248,10 @@ mod tests {
     fn the_gold_window_is_the_answer_with_three_words_each_side() {
         let p = "The quick brown fox jumps over the lazy dog near the river.";
         let start = p.find("over").unwrap();
-        assert_eq!(gold_window(p, "over", start), "brown fox jumps over the lazy dog");
+        assert_eq!(
+            gold_window(p, "over", start),
+            "brown fox jumps over the lazy dog"
+        );
         assert_eq!(gold_window(p, "The", 0), "the quick brown fox");
         assert_eq!(normalise("  Denver  Broncos!"), "denver broncos");
     }
