@@ -69,17 +69,18 @@ fn normalise(text: &str) -> String {
 }
 
 /// The gold answer with some of the gold paragraph's words around it: what a retrieved
-/// passage must contain to count as the gold paragraph.
+/// passage must contain to count as the gold paragraph. `start` counts characters, as
+/// SQuAD's `answer_start` does.
 fn gold_window(paragraph: &str, answer: &str, start: usize) -> String {
-    let start = start.min(paragraph.len());
-    let before: Vec<&str> = paragraph[..paragraph.floor_char_boundary(start)]
-        .split_whitespace()
-        .collect();
-    let end = paragraph.floor_char_boundary((start + answer.len()).min(paragraph.len()));
-    let after: Vec<&str> = paragraph[end..].split_whitespace().collect();
+    let chars: Vec<char> = paragraph.chars().collect();
+    let start = start.min(chars.len());
+    let end = (start + answer.chars().count()).min(chars.len());
+    let before: String = chars[..start].iter().collect();
+    let after: String = chars[end..].iter().collect();
+    let before: Vec<&str> = before.split_whitespace().collect();
     let mut words: Vec<&str> = before[before.len().saturating_sub(3)..].to_vec();
     words.push(answer);
-    words.extend(after.iter().take(3));
+    words.extend(after.split_whitespace().take(3));
     normalise(&words.join(" "))
 }
 
@@ -254,5 +255,7 @@ mod tests {
         );
         assert_eq!(gold_window(p, "The", 0), "the quick brown fox");
         assert_eq!(normalise("  Denver  Broncos!"), "denver broncos");
+        let p = "Café au lait is sold in Paris every day";
+        assert_eq!(gold_window(p, "Paris", 24), "is sold in paris every day");
     }
 }
