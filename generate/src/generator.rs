@@ -87,6 +87,11 @@ pub enum GenerateError {
 /// A text generator. Calls block (a local model computes on the calling thread; a remote
 /// one waits on the network), so async callers run them on a blocking thread.
 pub trait Generator: Send + Sync {
+    /// Gets ready to answer (loads weights), so the first request does not wait for it.
+    fn warm_up(&self) -> Result<(), GenerateError> {
+        Ok(())
+    }
+
     /// How many tokens the backend's context holds (prompt and answer together).
     fn context_tokens(&self) -> usize;
 

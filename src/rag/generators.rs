@@ -79,6 +79,19 @@ impl Generators {
         })
     }
 
+    /// Loads every local model on a thread of its own, so the first request finds it ready;
+    /// a model that cannot load is logged here and reported to the requests that use it.
+    pub fn warm_up_in_background(&self) {
+        for (name, generator) in &self.models {
+            let (name, generator) = (name.clone(), generator.clone());
+            std::thread::spawn(move || {
+                if let Err(e) = generator.warm_up() {
+                    tracing::warn!(model = %name, error = %e, "generation model not available");
+                }
+            });
+        }
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.models.keys().map(String::as_str)
     }

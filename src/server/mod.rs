@@ -51,6 +51,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         metrics.clone(),
     );
     let generators = crate::rag::Generators::from_config(&config)?;
+    generators.warm_up_in_background();
     let sessions = quarry_generate::SessionStore::new(
         config.server.data_dir.join("sessions"),
         std::time::Duration::from_secs(config.server.session_idle_minutes * 60),

@@ -163,6 +163,10 @@ fn backend(e: impl std::fmt::Display) -> GenerateError {
 }
 
 impl Generator for GgufLlama {
+    fn warm_up(&self) -> Result<(), GenerateError> {
+        self.load()
+    }
+
     fn context_tokens(&self) -> usize {
         self.loaded().map(|l| l.context_tokens).unwrap_or(2048)
     }
