@@ -30,7 +30,7 @@ pub struct Inference {
 }
 
 /// Answers are this long at most unless `maxTokens` says otherwise.
-pub const DEFAULT_MAX_TOKENS: usize = 512;
+pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 impl Default for Inference {
     fn default() -> Self {
