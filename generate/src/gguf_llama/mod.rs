@@ -110,7 +110,7 @@ fn load(path: &Path) -> Result<Loaded, String> {
         None => ModelWeights::from_gguf(content, &mut file, &Device::Cpu),
     }
     .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
-    tracing::info!(
+    tracing::debug!(
         model = %path.display(),
         context_tokens,
         ms = started.elapsed().as_millis() as u64,
