@@ -231,10 +231,10 @@ impl Collected {
             }
         }
         if let Some(reason) = finish {
-            self.finish = Some(match reason {
-                "length" => FinishReason::Length,
-                "stop" => FinishReason::EndOfTurn,
-                _ => FinishReason::EndOfTurn,
+            self.finish = Some(if reason == "length" {
+                FinishReason::Length
+            } else {
+                FinishReason::EndOfTurn
             });
         }
         ControlFlow::Continue(())

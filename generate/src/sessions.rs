@@ -65,7 +65,7 @@ impl SessionStore {
 
     /// Starts a session and returns its id (forgetting sessions idle for too long).
     pub fn create(&self) -> Result<String, SessionError> {
-        fs_create_dir(&self.dir)?;
+        std::fs::create_dir_all(&self.dir)?;
         self.sweep();
         let id = format!(
             "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
@@ -136,10 +136,6 @@ impl SessionStore {
             }
         }
     }
-}
-
-fn fs_create_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
 }
 
 #[cfg(test)]

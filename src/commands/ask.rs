@@ -12,7 +12,6 @@ use anyhow::{Context, bail};
 use quarry_core::Filter;
 use quarry_generate::{SessionStore, Turn};
 use quarry_retrieve::SearchType;
-use serde_json::json;
 
 use crate::knowledge_base::KnowledgeBase;
 use crate::rag::{self, Generators, Inference, Question};
@@ -126,11 +125,7 @@ pub fn run(config_path: &Path, args: AskArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     if args.json {
-        let response = json!({
-            "output": {"text": answer.text},
-            "citations": answer.citations,
-            "sessionId": session_id,
-        });
+        let response = answer.into_response(&session_id);
         println!("{}", serde_json::to_string_pretty(&response)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -148,6 +148,17 @@ pub struct Answer {
     pub citations: Vec<Value>,
 }
 
+impl Answer {
+    /// Bedrock's RetrieveAndGenerate response.
+    pub fn into_response(self, session_id: &str) -> Value {
+        serde_json::json!({
+            "output": { "text": self.text },
+            "citations": self.citations,
+            "sessionId": session_id,
+        })
+    }
+}
+
 /// Runs the model on a prepared prompt. `on_text` receives the answer (markers removed) as it
 /// is produced; its pieces concatenate to [`Answer::text`].
 pub fn generate(

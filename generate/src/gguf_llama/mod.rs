@@ -48,10 +48,6 @@ impl GgufLlama {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn loaded(&self) -> Result<&Loaded, GenerateError> {
         self.loaded
             .get_or_init(|| load(&self.path))

@@ -320,11 +320,7 @@ pub async fn retrieve_and_generate(
     .map_err(ApiError::internal)?
     .map_err(rag_error)?;
     remember(&state, &ready, &answer.text);
-    Ok(Json(json!({
-        "output": { "text": answer.text },
-        "citations": answer.citations,
-        "sessionId": ready.session_id,
-    })))
+    Ok(Json(answer.into_response(&ready.session_id)))
 }
 
 enum StreamEvent {
@@ -333,16 +329,11 @@ enum StreamEvent {
     Failed(ApiError),
 }
 
-fn exception_name(e: &ApiError) -> &'static str {
-    match e {
-        ApiError::Validation(_) => "validationException",
-        ApiError::AccessDenied(_) => "accessDeniedException",
-        ApiError::NotFound(_) => "resourceNotFoundException",
-        ApiError::Conflict(_) => "conflictException",
-        ApiError::Throttling(_) => "throttlingException",
-        ApiError::Internal(_) => "internalServerException",
-        ApiError::DependencyFailed(_) => "dependencyFailedException",
-    }
+/// The event-stream member for an error: its Bedrock name in lower camel case
+/// (`DependencyFailedException` → `dependencyFailedException`).
+fn exception_name(e: &ApiError) -> String {
+    let name = e.name();
+    name[..1].to_ascii_lowercase() + &name[1..]
 }
 
 fn frame(event: StreamEvent) -> Vec<Vec<u8>> {
@@ -360,7 +351,7 @@ fn frame(event: StreamEvent) -> Vec<Vec<u8>> {
                 eventstream::event("citation", &payload)
             })
             .collect(),
-        StreamEvent::Failed(e) => vec![eventstream::exception(exception_name(&e), &e.to_string())],
+        StreamEvent::Failed(e) => vec![eventstream::exception(&exception_name(&e), &e.to_string())],
     }
 }
 
