@@ -18,7 +18,7 @@ use quarry_generate::{
 use quarry_retrieve::{Indexes, SearchType};
 use serde_json::Value;
 
-pub use self::generators::Generators;
+pub use self::generators::{Generators, model_name};
 
 /// `textInferenceConfig`.
 #[derive(Debug, Clone)]
@@ -146,6 +146,8 @@ pub struct Answer {
     pub text: String,
     /// Bedrock `Citation`s whose spans index `text` (characters, end exclusive).
     pub citations: Vec<Value>,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
 }
 
 impl Answer {
@@ -210,5 +212,7 @@ pub fn generate(
     Ok(Answer {
         text: cited.text,
         citations,
+        prompt_tokens: generation.prompt_tokens,
+        completion_tokens: generation.completion_tokens,
     })
 }

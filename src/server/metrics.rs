@@ -23,6 +23,8 @@ pub struct Metrics {
     chunks_embedded: AtomicU64,
     queue_depth: AtomicU64,
     documents: Mutex<BTreeMap<&'static str, u64>>,
+    /// (prompt, completion) tokens by generation model.
+    generated: Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl Metrics {
@@ -63,6 +65,13 @@ impl Metrics {
                 .entry(outcome)
                 .or_default() += n;
         }
+    }
+
+    pub fn add_generation(&self, model: &str, prompt_tokens: usize, completion_tokens: usize) {
+        let mut generated = self.generated.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = generated.entry(model.to_owned()).or_default();
+        entry.0 += prompt_tokens as u64;
+        entry.1 += completion_tokens as u64;
     }
 
     pub fn render(&self) -> String {
@@ -125,6 +134,18 @@ impl Metrics {
             .iter()
         {
             let _ = writeln!(out, "quarry_documents_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        out.push_str("# HELP quarry_generation_tokens_total Tokens read (prompt) and written (completion) by RetrieveAndGenerate, by model (estimated for remote models).\n# TYPE quarry_generation_tokens_total counter\n");
+        for (model, (prompt, completion)) in self
+            .generated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "quarry_generation_tokens_total{{model=\"{model}\",kind=\"prompt\"}} {prompt}\nquarry_generation_tokens_total{{model=\"{model}\",kind=\"completion\"}} {completion}"
+            );
         }
         out
     }

@@ -151,6 +151,20 @@ max_retries = 2
         self.assertIn(f"\nQuestion: {QUESTION}\n", message["content"])
         self.assertIn("square brackets", message["content"])
 
+    def test_generated_tokens_are_counted_in_metrics(self):
+        def count(kind):
+            status, _, body = self.server.raw("GET", "/metrics")
+            self.assertEqual(status, 200)
+            line = f'quarry_generation_tokens_total{{model="cite",kind="{kind}"}} '
+            values = [int(l[len(line):]) for l in body.decode().splitlines() if l.startswith(line)]
+            return values[0] if values else 0
+        before = (count("prompt"), count("completion"))
+        self.rt.retrieve_and_generate(input={"text": QUESTION},
+                                      retrieveAndGenerateConfiguration=config(ARN.format("cite")))
+        after = (count("prompt"), count("completion"))
+        self.assertGreater(after[0], before[0])
+        self.assertGreater(after[1], before[1])
+
     def test_transient_failures_are_retried(self):
         before = len(self.llm.requests("flaky"))
         r = self.rt.retrieve_and_generate(input={"text": QUESTION},

@@ -149,6 +149,8 @@ fn inference(config: Option<TextInferenceConfig>) -> ApiResult<Inference> {
 /// A checked request: the knowledge base, the backend, the question and its session.
 struct Ready {
     entry: Arc<KbEntry>,
+    /// The `[models]` name, for metrics.
+    model: String,
     generator: Arc<dyn Generator>,
     question: Question,
     session_id: String,
@@ -256,6 +258,7 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
     };
     Ok(Ready {
         entry,
+        model: rag::model_name(&kb_config.model_arn).to_string(),
         generator,
         question: Question {
             text,
@@ -293,10 +296,14 @@ async fn prepared(state: &AppState, mut ready: Ready) -> ApiResult<(Ready, Prepa
     Ok((ready, prepared))
 }
 
-fn remember(state: &AppState, ready: &Ready, answer: &str) {
+/// Records a finished answer: the session's new turn and the token counts.
+fn remember(state: &AppState, ready: &Ready, answer: &rag::Answer) {
+    state
+        .metrics
+        .add_generation(&ready.model, answer.prompt_tokens, answer.completion_tokens);
     let turn = Turn {
         question: ready.question.text.clone(),
-        answer: answer.to_string(),
+        answer: answer.text.clone(),
     };
     if let Err(e) = state.sessions.append(&ready.session_id, turn) {
         tracing::warn!(session = %ready.session_id, error = %e, "could not record the turn");
@@ -319,7 +326,7 @@ pub async fn retrieve_and_generate(
     .await
     .map_err(ApiError::internal)?
     .map_err(rag_error)?;
-    remember(&state, &ready, &answer.text);
+    remember(&state, &ready, &answer);
     Ok(Json(answer.into_response(&ready.session_id)))
 }
 
@@ -375,7 +382,7 @@ pub async fn retrieve_and_generate_stream(
         });
         match result {
             Ok(answer) => {
-                remember(&worker_state, &ready, &answer.text);
+                remember(&worker_state, &ready, &answer);
                 let _ = tx.blocking_send(StreamEvent::Citations(answer.citations));
             }
             Err(e) => {
