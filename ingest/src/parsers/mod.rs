@@ -4,6 +4,7 @@
 mod csv;
 mod docx;
 mod html;
+mod pdf;
 mod spreadsheet;
 mod text;
 mod zip_limits;
@@ -15,6 +16,7 @@ use quarry_core::{ParseError, ParsedDocument, Parser};
 pub use self::csv::CsvParser;
 pub use self::docx::DocxParser;
 pub use self::html::HtmlParser;
+pub use self::pdf::PdfParser;
 pub use self::spreadsheet::SpreadsheetParser;
 pub use self::text::{MarkdownParser, TextParser, decode_text};
 
@@ -31,6 +33,7 @@ pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {
         "html" | "htm" => &HtmlParser,
         "csv" => &CsvParser,
         "docx" => &DocxParser,
+        "pdf" => &PdfParser,
         "xlsx" | "xlsm" => &SpreadsheetParser { format: "xlsx" },
         "xls" => &SpreadsheetParser { format: "xls" },
         "ods" => &SpreadsheetParser { format: "ods" },
