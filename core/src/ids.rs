@@ -4,6 +4,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// A random id in UUID form (8-4-4-4-12 hex digits), for request and session ids.
+pub fn random_uuid() -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..),
+        fastrand::u16(..),
+        fastrand::u64(..) & 0xffff_ffff_ffff
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ResourceId(String);

@@ -67,14 +67,7 @@ impl SessionStore {
     pub fn create(&self) -> Result<String, SessionError> {
         std::fs::create_dir_all(&self.dir)?;
         self.sweep();
-        let id = format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            fastrand::u32(..),
-            fastrand::u16(..),
-            fastrand::u16(..),
-            fastrand::u16(..),
-            fastrand::u64(..) & 0xffff_ffff_ffff
-        );
+        let id = quarry_core::ids::random_uuid();
         self.write_turns(&id, &[])?;
         Ok(id)
     }

@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use quarry_core::Filter;
+use anyhow::bail;
 use quarry_generate::{SessionStore, Turn};
 use quarry_retrieve::SearchType;
 
@@ -68,15 +67,7 @@ pub fn run(config_path: &Path, args: AskArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let generator = generators.for_arn(&model).map_err(anyhow::Error::msg)?;
-    let filter = args
-        .filter
-        .as_deref()
-        .map(|f| -> anyhow::Result<Filter> {
-            let json: serde_json::Value =
-                serde_json::from_str(f).context("--filter is not valid JSON")?;
-            Filter::from_json(&json).context("--filter")
-        })
-        .transpose()?;
+    let filter = super::query::parse_filter(args.filter.as_deref())?;
     let sessions = SessionStore::new(
         config.server.data_dir.join("sessions"),
         Duration::from_secs(config.server.session_idle_minutes * 60),

@@ -168,19 +168,12 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let corpus = jsonl(&args.dir.join("corpus.jsonl"))?;
 
-    let scratch = tempfile::tempdir()?;
-    let dir = args
-        .index_dir
-        .clone()
-        .unwrap_or_else(|| scratch.path().to_owned());
-    let vectors: Arc<dyn VectorStore> = Arc::new(HnswStore::open(
-        &dir.join("hnsw"),
-        embedder.dimension(),
-        HnswParams::default(),
-    )?);
-    let lexical = Arc::new(LexicalIndex::open(&dir.join("lexical"))?);
-    lexical.rebuild_if_stale(vectors.as_ref())?;
-    let store = HybridStore::new(vectors, lexical.clone());
+    let EvalIndex {
+        dir,
+        store,
+        lexical,
+        ..
+    } = EvalIndex::open(args.index_dir.as_deref(), embedder.dimension())?;
     let started = Instant::now();
     if !store.is_empty()? {
         eprintln!(
@@ -270,6 +263,42 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         corpus.len() as f64 / ingest_secs
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// An evaluation index (HNSW and BM25) in the given folder, kept for the next run, or in a
+/// throw-away one.
+pub struct EvalIndex {
+    pub dir: PathBuf,
+    pub store: HybridStore,
+    pub lexical: Arc<LexicalIndex>,
+    /// Removes the throw-away folder when dropped.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl EvalIndex {
+    pub fn open(dir: Option<&Path>, dimension: usize) -> anyhow::Result<Self> {
+        let (dir, scratch) = match dir {
+            Some(d) => (d.to_owned(), None),
+            None => {
+                let scratch = tempfile::tempdir()?;
+                (scratch.path().to_owned(), Some(scratch))
+            }
+        };
+        let vectors: Arc<dyn VectorStore> = Arc::new(HnswStore::open(
+            &dir.join("hnsw"),
+            dimension,
+            HnswParams::default(),
+        )?);
+        let lexical = Arc::new(LexicalIndex::open(&dir.join("lexical"))?);
+        lexical.rebuild_if_stale(vectors.as_ref())?;
+        let store = HybridStore::new(vectors, lexical.clone());
+        Ok(Self {
+            dir,
+            store,
+            lexical,
+            _scratch: scratch,
+        })
+    }
 }
 
 /// Chunks, embeds and indexes the corpus (documents are "title text").

@@ -8,18 +8,15 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use quarry_core::VectorStore;
 use quarry_core::config::ChunkingConfig;
-use quarry_lexical::{HybridStore, LexicalIndex};
 use quarry_retrieve::{Indexes, SearchType};
-use quarry_vectorstores::{HnswParams, HnswStore};
 use serde_json::json;
 
-use super::eval::{ingest, jsonl};
+use super::eval::{EvalIndex, ingest, jsonl};
 use crate::knowledge_base::{embedding_model_name, load_model};
 use crate::rag::{self, Generators, Inference, Question};
 
@@ -127,21 +124,10 @@ pub fn run(config_path: &Path, args: EvalAnswersArgs) -> anyhow::Result<ExitCode
         articles.push(json!({"_id": name, "title": "", "text": fs_err::read_to_string(&path)?}));
     }
 
-    let scratch = tempfile::tempdir()?;
-    let dir = args
-        .index_dir
-        .clone()
-        .unwrap_or_else(|| scratch.path().to_owned());
-    let vectors: Arc<dyn VectorStore> = Arc::new(HnswStore::open(
-        &dir.join("hnsw"),
-        embedder.dimension(),
-        HnswParams::default(),
-    )?);
-    let lexical = Arc::new(LexicalIndex::open(&dir.join("lexical"))?);
-    lexical.rebuild_if_stale(vectors.as_ref())?;
-    let store = HybridStore::new(vectors, lexical.clone());
+    let index = EvalIndex::open(args.index_dir.as_deref(), embedder.dimension())?;
+    let (store, lexical) = (&index.store, &index.lexical);
     if store.is_empty()? {
-        ingest(&articles, chunker.as_ref(), embedder.as_ref(), &store)?;
+        ingest(&articles, chunker.as_ref(), embedder.as_ref(), store)?;
     }
     eprintln!(
         "{} articles, {} chunks; asking {} questions with {}",
@@ -151,8 +137,8 @@ pub fn run(config_path: &Path, args: EvalAnswersArgs) -> anyhow::Result<ExitCode
         args.model
     );
     let indexes = Indexes {
-        store: &store,
-        lexical: Some(&lexical),
+        store,
+        lexical: Some(lexical),
     };
 
     let (mut hits, mut contained) = (0usize, 0usize);

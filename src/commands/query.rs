@@ -29,16 +29,18 @@ pub struct QueryArgs {
     search_type: String,
 }
 
+/// A `--filter` argument: a Bedrock RetrievalFilter as JSON.
+pub fn parse_filter(arg: Option<&str>) -> anyhow::Result<Option<Filter>> {
+    arg.map(|f| -> anyhow::Result<Filter> {
+        let json: serde_json::Value =
+            serde_json::from_str(f).context("--filter is not valid JSON")?;
+        Filter::from_json(&json).context("--filter")
+    })
+    .transpose()
+}
+
 pub fn run(config_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let filter = args
-        .filter
-        .as_deref()
-        .map(|f| -> anyhow::Result<Filter> {
-            let json: serde_json::Value =
-                serde_json::from_str(f).context("--filter is not valid JSON")?;
-            Filter::from_json(&json).context("--filter")
-        })
-        .transpose()?;
+    let filter = parse_filter(args.filter.as_deref())?;
     let config = crate::config_file::load(config_path)?;
     let kb = KnowledgeBase::open(&config, &args.kb)?;
     let search_type = SearchType::parse(&args.search_type).unwrap_or_default();

@@ -186,11 +186,8 @@ pub fn generate(
     let hits = &prepared.hits[..prepared.passages_used];
     let texts: Vec<&str> = hits.iter().map(|h| h.chunk.text.as_str()).collect();
     let cited = cite(&generation.text, &texts);
-    if cited.text != streamed {
-        return Err(RagError::Internal(
-            "the streamed answer and the cited answer differ".into(),
-        ));
-    }
+    // One marker scanner made both, so they agree.
+    debug_assert_eq!(cited.text, streamed);
     let mut citations: Vec<Value> = cited
         .parts
         .iter()

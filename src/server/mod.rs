@@ -165,14 +165,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
     let path = req.uri().path().to_owned();
-    let request_id = format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        fastrand::u32(..),
-        fastrand::u16(..),
-        fastrand::u16(..),
-        fastrand::u16(..),
-        fastrand::u64(..) & 0xffff_ffff_ffff
-    );
+    let request_id = quarry_core::ids::random_uuid();
     let mut response = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amzn-RequestId", v);
