@@ -168,12 +168,9 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let corpus = jsonl(&args.dir.join("corpus.jsonl"))?;
 
-    let EvalIndex {
-        dir,
-        store,
-        lexical,
-        ..
-    } = EvalIndex::open(args.index_dir.as_deref(), embedder.dimension())?;
+    // Kept whole: dropping it removes a throw-away index folder.
+    let index = EvalIndex::open(args.index_dir.as_deref(), embedder.dimension())?;
+    let (dir, store, lexical) = (&index.dir, &index.store, &index.lexical);
     let started = Instant::now();
     if !store.is_empty()? {
         eprintln!(
@@ -182,7 +179,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
             store.len()?
         );
     } else {
-        ingest(&corpus, chunker.as_ref(), embedder.as_ref(), &store)?;
+        ingest(&corpus, chunker.as_ref(), embedder.as_ref(), store)?;
     }
     let ingest_secs = started.elapsed().as_secs_f64();
     eprintln!(
@@ -221,7 +218,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
 
             semantic.add(&documents(&by_vector), relevant);
             let started = Instant::now();
-            let by_words = lexical_hits(&lexical, &store, text, walk, None)?;
+            let by_words = lexical_hits(lexical, store, text, walk, None)?;
             bm25.seconds += started.elapsed().as_secs_f64();
             bm25.add(&documents(&by_words), relevant);
             let started = Instant::now();
