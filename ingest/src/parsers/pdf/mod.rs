@@ -4,8 +4,17 @@
 //! a user password, a file without any text layer, or a broken file fails that document with
 //! the reason.
 
+mod cmap;
+mod content;
+mod encodings;
+mod fonts;
+mod layout;
+mod objects;
+
 use lopdf::Document;
 use quarry_core::{ParseError, ParsedDocument, Parser};
+
+use self::content::TextExtractor;
 
 pub struct PdfParser;
 
@@ -64,9 +73,10 @@ impl Parser for PdfParser {
         let mut page_starts = Vec::with_capacity(pages.len());
         let mut failures = 0;
         let mut last_error = String::new();
-        for &number in pages.keys() {
+        let mut extractor = TextExtractor::new(&doc, MAX_PAGE_CONTENT);
+        for (&number, &page) in &pages {
             page_starts.push(text.len());
-            match doc.extract_text_with_limit(&[number], MAX_PAGE_CONTENT) {
+            match extractor.page(page) {
                 Ok(page) => {
                     text.push_str(clean(&page).trim_end());
                     text.push('\n');

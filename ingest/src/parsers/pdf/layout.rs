@@ -1,0 +1,153 @@
+//! Glyphs placed on a page, in the order the content stream shows them, turned into lines and
+//! words: a glyph that starts well off the previous one's baseline starts a new line, a gap
+//! along the baseline wider than a fraction of the font size is a space, and a word broken
+//! with a hyphen at the end of a line is joined again.
+
+/// A gap along the baseline at least this many font sizes wide separates words.
+const WORD_GAP: f32 = 0.15;
+/// A move across the baseline of at least this many font sizes starts a new line.
+const LINE_SHIFT: f32 = 0.5;
+
+#[derive(Clone, Copy)]
+struct Pen {
+    end: [f32; 2],
+    dir: [f32; 2],
+    size: f32,
+}
+
+#[derive(Default)]
+pub struct Layout {
+    out: String,
+    last: Option<Pen>,
+    pending_space: bool,
+}
+
+/// Where a shown glyph sits, in device space.
+pub struct Placement {
+    pub origin: [f32; 2],
+    pub end: [f32; 2],
+    /// Unit vector along the baseline.
+    pub dir: [f32; 2],
+    /// Font size on the page.
+    pub size: f32,
+}
+
+impl Layout {
+    pub fn glyph(&mut self, text: &str, at: Placement) {
+        if text.is_empty() {
+            return;
+        }
+        if text.chars().all(char::is_whitespace) {
+            self.pending_space = true;
+            if let Some(last) = &mut self.last {
+                last.end = at.end;
+            }
+            return;
+        }
+        if let Some(last) = self.last {
+            let dx = at.origin[0] - last.end[0];
+            let dy = at.origin[1] - last.end[1];
+            let along = dx * last.dir[0] + dy * last.dir[1];
+            let across = dy * last.dir[0] - dx * last.dir[1];
+            let size = last.size.max(at.size).max(0.01);
+            let turned = last.dir[0] * at.dir[0] + last.dir[1] * at.dir[1] < 0.9;
+            if turned || across.abs() > LINE_SHIFT * size || along < -20.0 * size {
+                self.new_line(text);
+            } else if self.pending_space || along > WORD_GAP * size {
+                self.space();
+            }
+        }
+        self.out.push_str(text);
+        self.pending_space = false;
+        self.last = Some(Pen {
+            end: at.end,
+            dir: at.dir,
+            size: at.size,
+        });
+    }
+
+    fn space(&mut self) {
+        if !self.out.is_empty() && !self.out.ends_with(char::is_whitespace) {
+            self.out.push(' ');
+        }
+    }
+
+    /// Ends the line, unless it ends in a word broken by a hyphen that `next` continues.
+    fn new_line(&mut self, next: &str) {
+        let trimmed = self.out.trim_end_matches(' ');
+        let mut tail = trimmed.chars().rev();
+        let hyphenated = matches!(tail.next(), Some('-' | '\u{2010}'))
+            && tail.next().is_some_and(char::is_alphabetic)
+            && next.chars().next().is_some_and(char::is_lowercase);
+        if hyphenated {
+            let cut = trimmed.len() - trimmed.chars().next_back().map_or(0, char::len_utf8);
+            self.out.truncate(cut);
+        } else {
+            self.out.truncate(trimmed.len());
+            if !self.out.is_empty() && !self.out.ends_with('\n') {
+                self.out.push('\n');
+            }
+        }
+    }
+
+    /// Content from another stream or form: no geometry carries over.
+    pub fn break_flow(&mut self) {
+        if let Some(last) = &mut self.last {
+            last.end = [f32::MAX, f32::MAX];
+        }
+    }
+
+    pub fn finish(mut self) -> String {
+        self.out.truncate(self.out.trim_end().len());
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Glyphs of width 6 at font size 12, left to right from (x, y).
+    fn show(layout: &mut Layout, text: &str, x: f32, y: f32) {
+        for (i, c) in text.chars().enumerate() {
+            let x = x + 6.0 * i as f32;
+            layout.glyph(
+                &c.to_string(),
+                Placement {
+                    origin: [x, y],
+                    end: [x + 6.0, y],
+                    dir: [1.0, 0.0],
+                    size: 12.0,
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn gaps_become_spaces_and_baseline_moves_new_lines() {
+        let mut layout = Layout::default();
+        show(&mut layout, "Hello", 100.0, 700.0);
+        show(&mut layout, "world", 100.0 + 30.0 + 4.0, 700.0); // a 1/3 em gap
+        show(&mut layout, "kern", 164.0 + 0.5, 700.0); // a kern, not a space
+        show(&mut layout, "2", 188.5, 704.0); // a superscript stays on the line
+        show(&mut layout, "Next", 100.0, 686.0);
+        assert_eq!(layout.finish(), "Hello worldkern2\nNext");
+    }
+
+    #[test]
+    fn joins_words_hyphenated_across_lines_and_keeps_real_dashes() {
+        let mut layout = Layout::default();
+        show(&mut layout, "inter-", 100.0, 700.0);
+        show(&mut layout, "national", 100.0, 686.0);
+        show(&mut layout, "A-", 100.0, 672.0);
+        show(&mut layout, "Team", 100.0, 658.0);
+        assert_eq!(layout.finish(), "international\nA-\nTeam");
+    }
+
+    #[test]
+    fn explicit_spaces_count_once() {
+        let mut layout = Layout::default();
+        show(&mut layout, "a  b", 100.0, 700.0);
+        assert_eq!(layout.finish(), "a b");
+    }
+}
