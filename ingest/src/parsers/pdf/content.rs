@@ -244,7 +244,6 @@ impl<'a> TextExtractor<'a> {
         let Some(font) = gs.font.clone() else {
             return;
         };
-        let em = font.em();
         font.decode(bytes, scratch, |text, code| {
             let trm = mul(
                 &[gs.size * gs.scale, 0.0, 0.0, gs.size, 0.0, gs.rise],
@@ -268,7 +267,7 @@ impl<'a> TextExtractor<'a> {
                     origin: [trm[4], trm[5]],
                     end: [end[4], end[5]],
                     dir,
-                    size: (trm[2] * trm[2] + trm[3] * trm[3]).sqrt() * em,
+                    size: (trm[2] * trm[2] + trm[3] * trm[3]).sqrt(),
                 },
             );
             text.clear();

@@ -109,7 +109,8 @@ impl Font {
                     Object::Integer(n) => code = (*n).clamp(0, 255) as usize,
                     Object::Name(name) => {
                         if code < 256 {
-                            table[code] = glyph_char(&String::from_utf8_lossy(name));
+                            let name = String::from_utf8_lossy(name);
+                            table[code] = glyph_char(&name).or_else(|| numbered_glyph(&name));
                         }
                         code += 1;
                     }
@@ -208,12 +209,6 @@ impl Font {
         }
     }
 
-    /// The font's em in text space units per unit of font size: 1, except for Type 3 fonts
-    /// whose matrix scales their glyphs.
-    pub fn em(&self) -> f32 {
-        self.scale * 1000.0
-    }
-
     /// Calls `each` for every code in a shown string with its text appended to `text` first
     /// (nothing when the font gives no text for it).
     pub fn decode(&self, bytes: &[u8], text: &mut String, mut each: impl FnMut(&mut String, Code)) {
@@ -262,6 +257,22 @@ impl Font {
             );
         }
     }
+}
+
+/// Glyph names that are a letter or two and the character code in decimal (`a97`, `g65`,
+/// `Cn32`), as bitmap fonts made by dvips and some converters name their glyphs.
+fn numbered_glyph(name: &str) -> Option<char> {
+    let digits = name.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let letters = name.len() - digits.len();
+    if !(1..=2).contains(&letters) || !(2..=3).contains(&digits.len()) {
+        return None;
+    }
+    let code: u32 = digits.parse().ok()?;
+    (32..=255)
+        .contains(&code)
+        .then(|| char::from_u32(code))
+        .flatten()
+        .filter(|c| !c.is_control())
 }
 
 /// A CIDFont's `/W` array: `c [w1 w2 …]` gives widths from CID c on, `c_first c_last w` one

@@ -99,8 +99,78 @@ impl Layout {
 
     pub fn finish(mut self) -> String {
         self.out.truncate(self.out.trim_end().len());
-        self.out
+        if !self.out.chars().any(is_right_to_left) {
+            return self.out;
+        }
+        let lines: Vec<String> = self.out.lines().map(logical_order).collect();
+        lines.join("\n")
     }
+}
+
+/// Letters of scripts written right to left (Hebrew, Arabic, Syriac, Thaana, N'Ko and their
+/// presentation forms).
+fn is_right_to_left(c: char) -> bool {
+    matches!(c, '\u{0590}'..='\u{08FF}' | '\u{FB1D}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+        && !c.is_numeric()
+        && !is_mark(c)
+}
+
+/// Combining marks that sit on the letter before them (Latin accents, Hebrew points, Arabic
+/// and Syriac vowel signs).
+fn is_mark(c: char) -> bool {
+    matches!(c, '\u{0300}'..='\u{036F}' | '\u{0591}'..='\u{05C7}' | '\u{0610}'..='\u{061A}'
+        | '\u{064B}'..='\u{065F}' | '\u{0670}' | '\u{06D6}'..='\u{06ED}' | '\u{0711}'
+        | '\u{0730}'..='\u{074A}')
+}
+
+/// A line shown in visual order (as PDFs place glyphs, left to right) in reading order: a
+/// line holding right-to-left letters is reversed, letters with their marks, while runs of
+/// left-to-right text inside it (Latin words, numbers) keep their own order.
+fn logical_order(line: &str) -> String {
+    if !line.chars().any(is_right_to_left) {
+        return line.to_string();
+    }
+    // Clusters: a character and the marks after it.
+    let mut clusters: Vec<String> = Vec::new();
+    for c in line.chars() {
+        match clusters.last_mut() {
+            Some(last) if is_mark(c) => last.push(c),
+            _ => clusters.push(c.to_string()),
+        }
+    }
+    let strong_ltr = |s: &str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() && !is_right_to_left(c))
+    };
+    clusters.reverse();
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while i < clusters.len() {
+        if strong_ltr(&clusters[i]) {
+            // A left-to-right run: its letters, digits and the punctuation between them.
+            let mut end = i + 1;
+            while end < clusters.len() {
+                let next = clusters[end].chars().next().unwrap_or(' ');
+                if strong_ltr(&clusters[end])
+                    || (matches!(next, '.' | ',' | ':' | '-' | '/' | ' ')
+                        && clusters.get(end + 1).is_some_and(|c| strong_ltr(c)))
+                {
+                    end += 1;
+                } else {
+                    break;
+                }
+            }
+            for cluster in clusters[i..end].iter().rev() {
+                out.push_str(cluster);
+            }
+            i = end;
+        } else {
+            out.push_str(&clusters[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -142,6 +212,18 @@ mod tests {
         show(&mut layout, "A-", 100.0, 672.0);
         show(&mut layout, "Team", 100.0, 658.0);
         assert_eq!(layout.finish(), "international\nA-\nTeam");
+    }
+
+    #[test]
+    fn right_to_left_lines_come_out_in_reading_order() {
+        // Glyphs placed left to right as a PDF shows them: \u{0645}\u{0631}\u{062D}\u{0628}\u{0627} reads
+        // "مرحبا" from the right; a left-to-right run (a number and a Latin word) keeps its order.
+        assert_eq!(logical_order("ابحرم 2022 PDF ملاع"), "عالم 2022 PDF مرحبا");
+        assert_eq!(
+            logical_order("\u{0628}\u{064E}\u{0627}"),
+            "\u{0627}\u{0628}\u{064E}"
+        );
+        assert_eq!(logical_order("plain text"), "plain text");
     }
 
     #[test]

@@ -103,104 +103,13 @@ impl Parser for PdfParser {
 
 #[cfg(test)]
 mod tests {
-    use lopdf::content::{Content, Operation};
-    use lopdf::{Object, Stream, dictionary};
-
     use super::*;
-
-    /// A PDF whose pages show the given lines (none: a page with no text).
-    fn pdf(pages: &[&[&str]]) -> Vec<u8> {
-        let mut doc = Document::with_version("1.5");
-        let pages_id = doc.new_object_id();
-        let font_id = doc.add_object(dictionary! {
-            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-            "Encoding" => "WinAnsiEncoding",
-        });
-        let resources_id = doc.add_object(dictionary! {
-            "Font" => dictionary! { "F1" => font_id },
-        });
-        let mut kids = Vec::new();
-        for lines in pages {
-            let mut ops = vec![
-                Operation::new("BT", vec![]),
-                Operation::new("Tf", vec!["F1".into(), 12.into()]),
-            ];
-            for (i, line) in lines.iter().enumerate() {
-                let y = 700 - 20 * i as i64;
-                ops.push(Operation::new(
-                    "Td",
-                    vec![
-                        if i == 0 { 72.into() } else { 0.into() },
-                        if i == 0 { y.into() } else { (-20).into() },
-                    ],
-                ));
-                ops.push(Operation::new("Tj", vec![Object::string_literal(*line)]));
-            }
-            ops.push(Operation::new("ET", vec![]));
-            let content = Content { operations: ops };
-            let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
-            let page_id = doc.add_object(dictionary! {
-                "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
-                "Resources" => resources_id, "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-            });
-            kids.push(page_id.into());
-        }
-        let count = kids.len() as i64;
-        doc.objects.insert(
-            pages_id,
-            Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }),
-        );
-        let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-        doc.trailer.set("Root", catalog_id);
-        let mut out = Vec::new();
-        doc.save_to(&mut out).unwrap();
-        out
-    }
-
-    #[test]
-    fn text_comes_out_page_by_page_with_page_numbers() {
-        let bytes = pdf(&[
-            &["Kilns fire stoneware."],
-            &["Glazes are sieved twice.", "Clay is wedged."],
-        ]);
-        let doc = PdfParser.parse(&bytes).unwrap();
-        assert_eq!(doc.page_starts.len(), 2);
-        let second = &doc.text[doc.page_starts[1]..];
-        assert!(
-            doc.text[..doc.page_starts[1]].contains("Kilns fire stoneware."),
-            "{:?}",
-            doc.text
-        );
-        assert!(second.contains("Glazes are sieved twice."), "{second:?}");
-        assert!(second.contains("Clay is wedged."), "{second:?}");
-        assert_eq!(doc.page_at(doc.text.find("Clay").unwrap()), Some(2));
-        assert_eq!(doc.page_at(doc.text.find("Kilns").unwrap()), Some(1));
-    }
 
     #[test]
     fn ligatures_and_soft_hyphens_are_undone() {
         assert_eq!(
             clean("e\u{FB03}cient o\u{FB00}er pro\u{00AD}cess"),
             "efficient offer process"
-        );
-    }
-
-    #[test]
-    fn image_only_truncated_and_garbage_files_fail_with_a_reason() {
-        let empty = PdfParser.parse(&pdf(&[&[], &[]])).unwrap_err();
-        assert!(empty.to_string().contains("no text layer"), "{empty}");
-        let whole = pdf(&[&["Some text here."]]);
-        let cut = PdfParser.parse(&whole[..whole.len() / 2]);
-        assert!(
-            matches!(cut, Err(ParseError::Malformed { format: "pdf", .. })),
-            "{cut:?}"
-        );
-        let junk = PdfParser
-            .parse(b"%PDF-1.4\nthis is not a pdf at all")
-            .unwrap_err();
-        assert!(
-            matches!(junk, ParseError::Malformed { format: "pdf", .. }),
-            "{junk}"
         );
     }
 }
