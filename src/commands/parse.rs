@@ -32,7 +32,7 @@ fn pages(doc: &ParsedDocument) -> Vec<(usize, &str)> {
 pub fn run(_config: &Path, args: ParseArgs) -> anyhow::Result<ExitCode> {
     let bytes = fs_err::read(&args.file)?;
     let name = args.file.to_string_lossy();
-    let format = quarry_ingest::parsers::parser_for(&name)
+    let format = quarry_ingest::parsers::choose_parser(&name, &bytes)
         .map(|p| p.format())
         .unwrap_or("unknown");
     match parse_document(&name, &bytes, args.max_bytes) {

@@ -1,15 +1,17 @@
-//! Parsers by format, chosen by file extension. Each turns bytes into text or into a reason
-//! the document cannot be indexed; a panic inside a parser becomes that document's failure.
+//! Parsers by format, chosen by file extension and by what the content itself announces.
+//! Each turns bytes into text or into a reason the document cannot be indexed; parsing runs on
+//! a worker thread of its own with a deep stack, so a panic or a hang inside a parser becomes
+//! that document's failure and nothing more.
 
 mod csv;
 mod docx;
 mod html;
 mod pdf;
+mod sniff;
 mod spreadsheet;
 mod text;
+mod worker;
 mod zip_limits;
-
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use quarry_core::{ParseError, ParsedDocument, Parser};
 
@@ -19,6 +21,7 @@ pub use self::html::HtmlParser;
 pub use self::pdf::PdfParser;
 pub use self::spreadsheet::SpreadsheetParser;
 pub use self::text::{MarkdownParser, TextParser, decode_text};
+pub use self::worker::PARSE_TIMEOUT;
 
 /// The parser for a document key, by its extension (case-insensitive).
 pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {
@@ -41,7 +44,29 @@ pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {
     })
 }
 
-/// Parses one document: size limit, then the format's parser, with panics contained.
+/// The parser for a document: its extension's, unless the content's signature says it is a
+/// different binary format (a PDF saved as `.txt`); the content's when the extension is
+/// missing or unknown.
+pub fn choose_parser(key: &str, bytes: &[u8]) -> Result<&'static dyn Parser, ParseError> {
+    let sniffed = sniff::sniff(bytes);
+    match (parser_for(key), sniffed) {
+        (Ok(by_name), Some(s)) if s.binary && s.parser.format() != by_name.format() => {
+            tracing::info!(
+                key,
+                extension = by_name.format(),
+                content = s.parser.format(),
+                "parsing by content, not extension"
+            );
+            Ok(s.parser)
+        }
+        (Ok(by_name), _) => Ok(by_name),
+        (Err(_), Some(s)) => Ok(s.parser),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Parses one document: size limit, then the format's parser on a worker thread (panics and
+/// hangs become failures).
 pub fn parse_document(
     key: &str,
     bytes: &[u8],
@@ -53,19 +78,8 @@ pub fn parse_document(
             limit: max_bytes,
         });
     }
-    let parser = parser_for(key)?;
-    let parsed =
-        catch_unwind(AssertUnwindSafe(|| parser.parse(bytes))).unwrap_or_else(|panic| {
-            let reason = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
-            Err(ParseError::Malformed {
-                format: parser.format(),
-                reason: format!("parser crashed: {reason}"),
-            })
-        })?;
+    let parser = choose_parser(key, bytes)?;
+    let parsed = worker::parse_isolated(parser, bytes)?;
     if parsed.text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
@@ -100,5 +114,21 @@ mod tests {
             ParseError::Empty
         );
         assert_eq!(parse_document("a.txt", b"hi", 100).unwrap().text, "hi");
+    }
+
+    #[test]
+    fn content_decides_when_the_extension_is_missing_or_wrong() {
+        let html = b"<!DOCTYPE html><html><body><p>Hello</p></body></html>";
+        assert_eq!(choose_parser("page", html).unwrap().format(), "html");
+        // HTML-looking text in a .txt file stays text; a PDF signature does not.
+        assert_eq!(choose_parser("page.txt", html).unwrap().format(), "txt");
+        assert_eq!(
+            choose_parser("scan.txt", b"%PDF-1.4 ...").unwrap().format(),
+            "pdf"
+        );
+        assert!(matches!(
+            choose_parser("notes", b"plain"),
+            Err(ParseError::Unsupported(_))
+        ));
     }
 }

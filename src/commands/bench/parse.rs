@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use quarry_ingest::parsers::{parse_document, parser_for};
+use quarry_ingest::parsers::{choose_parser, parse_document, parser_for};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -74,9 +74,9 @@ pub fn run(args: ParseBenchArgs) -> anyhow::Result<ExitCode> {
     for (i, path) in files.iter().enumerate() {
         let name = path.to_string_lossy();
         let relative = path.strip_prefix(&args.dir).unwrap_or(path);
-        let format = parser_for(&name).map(|p| p.format()).unwrap_or("unknown");
         eprint!("\r{}/{} {:<70.70}", i + 1, files.len(), relative.display());
         let bytes = fs_err::read(path)?;
+        let format = choose_parser(&name, &bytes).map_or("unknown", |p| p.format());
         let started = Instant::now();
         let parsed = parse_document(&name, &bytes, args.max_bytes);
         let seconds = started.elapsed().as_secs_f64();
