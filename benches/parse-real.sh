@@ -20,9 +20,7 @@ QUARRY="$TARGET/release/quarry"
 if [ ! -d "$WORK/docs" ]; then
   # shellcheck disable=SC2086
   (cd "$WORK/debs" && { apt-get download $PACKAGES >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download $PACKAGES; }; })
-  for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$WORK/unpacked"; done
-  mv "$WORK/unpacked/usr/share/doc" "$WORK/docs"
-  rm -rf "$WORK/unpacked"
+  for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$WORK/docs"; done
 fi
 command -v pdftotext >/dev/null || { apt-get install -y poppler-utils >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y poppler-utils >/dev/null; }; }
 

@@ -95,8 +95,8 @@ pub fn base_encoding(name: &[u8]) -> Option<CodeTable> {
             for (i, c) in WIN_ANSI_80.chars().enumerate() {
                 table[0x80 + i] = (c != '\0').then_some(c);
             }
-            for code in 0xA0..=0xFF {
-                table[code] = char::from_u32(code as u32);
+            for (code, slot) in table.iter_mut().enumerate().skip(0xA0) {
+                *slot = char::from_u32(code as u32);
             }
             table[0xA0] = Some(' ');
             table[0xAD] = Some('-');
@@ -128,7 +128,10 @@ fn glyph_list() -> &'static HashMap<&'static str, char> {
 }
 
 fn hex_chars(hex: &str, width: usize, out: &mut String) -> bool {
-    if hex.is_empty() || hex.len() % width != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty()
+        || !hex.len().is_multiple_of(width)
+        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return false;
     }
     let start = out.len();

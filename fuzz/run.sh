@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fuzzes every parser for SECS seconds each (default 60) with libFuzzer under AddressSanitizer
+# (`cargo +nightly fuzz`, installed here if missing). Seeds come from the real documents that
+# benches/parse-real.sh fetched, when they are there. A crash is saved under
+# fuzz/artifacts/TARGET/ and copied to ingest/tests/fuzz-regressions/TARGET/, where
+# `make test` keeps replaying it.
+#
+#   fuzz/run.sh [SECS] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")"
+SECS=${1:-60}
+shift || true
+TARGETS=${*:-pdf docx spreadsheet html csv text}
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/quarry/fuzz-target}
+DOCS=${DOCS:-${CARGO_TARGET_DIR%/*}/target/bench-parse/docs}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
+
+seed() { # target, extension...: up to 40 of the smallest real files of those types
+  local target=$1; shift
+  mkdir -p "corpus/$target"
+  [ -d "$DOCS" ] || return 0
+  for ext in "$@"; do
+    find "$DOCS" -name "*.$ext" -size -200k -printf '%s %p\n' | sort -n | head -40 | cut -d' ' -f2- |
+      while read -r f; do cp -n "$f" "corpus/$target/" 2>/dev/null || true; done
+  done
+}
+seed pdf pdf; seed docx docx; seed spreadsheet xlsx xls; seed html html; seed csv csv; seed text txt md
+
+for target in $TARGETS; do
+  echo "== $target: ${SECS}s"
+  status=0
+  cargo +nightly fuzz run -O "$target" "corpus/$target" -- \
+    -max_total_time="$SECS" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
+    grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss|SUMMARY|==[0-9]+==ERROR)|panicked|Test unit written" || status=$?
+  if compgen -G "artifacts/$target/*" >/dev/null; then
+    mkdir -p "../ingest/tests/fuzz-regressions/$target"
+    cp artifacts/"$target"/* "../ingest/tests/fuzz-regressions/$target/"
+    echo "!! $target: inputs kept in ingest/tests/fuzz-regressions/$target/"
+  fi
+done
