@@ -26,4 +26,4 @@ command -v pdftotext >/dev/null || { apt-get install -y poppler-utils >/dev/null
 
 rm -rf "$WORK/quarry-text"
 taskset -c 0 "$QUARRY" bench parse "$WORK/docs" --out "$WORK/quarry-text"
-python3 benches/parse-real/compare_pdftotext.py "$WORK/docs" "$WORK/quarry-text" "$WORK/pdftotext-text"
+taskset -c 0 python3 benches/parse-real/compare_pdftotext.py "$WORK/docs" "$WORK/quarry-text" "$WORK/pdftotext-text"
