@@ -3,6 +3,7 @@
 //! a worker thread of its own with a deep stack, so a panic or a hang inside a parser becomes
 //! that document's failure and nothing more.
 
+mod compound_file;
 mod csv;
 mod docx;
 mod html;

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use calamine::{Data, Reader, open_workbook_auto_from_rs};
 use quarry_core::{ParseError, ParsedDocument, Parser};
 
-use super::zip_limits;
+use super::{compound_file, zip_limits};
 
 pub struct SpreadsheetParser {
     pub format: &'static str,
@@ -48,6 +48,8 @@ impl Parser for SpreadsheetParser {
             zip_limits::open(bytes, format)?;
         }
         let malformed = |reason: String| ParseError::Malformed { format, reason };
+        // XLS workbooks are OLE compound files: check their sector chains first.
+        compound_file::check(bytes).map_err(|r| malformed(format!("broken compound file: {r}")))?;
         let mut workbook =
             open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| malformed(e.to_string()))?;
         let mut out = String::new();
