@@ -2,8 +2,8 @@
 # Fuzzes every parser for SECS seconds each (default 60) with libFuzzer under AddressSanitizer
 # (`cargo +nightly fuzz`, installed here if missing). Seeds come from the real documents that
 # benches/parse-real.sh fetched, when they are there. A crash is saved under
-# fuzz/artifacts/TARGET/ and copied to ingest/tests/fuzz-regressions/TARGET/, where
-# `make test` keeps replaying it.
+# fuzz/artifacts/TARGET/ and copied to fuzz/regressions/TARGET/, which `make test` replays
+# through `quarry parse` (tests/fuzz_regressions.rs).
 #
 #   fuzz/run.sh [SECS] [TARGET...]
 set -euo pipefail
@@ -33,8 +33,8 @@ for target in $TARGETS; do
     -max_total_time="$SECS" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
     grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss|SUMMARY|==[0-9]+==ERROR)|panicked|Test unit written" || status=$?
   if compgen -G "artifacts/$target/*" >/dev/null; then
-    mkdir -p "../ingest/tests/fuzz-regressions/$target"
-    cp artifacts/"$target"/* "../ingest/tests/fuzz-regressions/$target/"
-    echo "!! $target: inputs kept in ingest/tests/fuzz-regressions/$target/"
+    mkdir -p "regressions/$target"
+    cp artifacts/"$target"/* "regressions/$target/"
+    echo "!! $target: inputs kept in fuzz/regressions/$target/"
   fi
 done

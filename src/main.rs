@@ -63,6 +63,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(quarry_ingest::parsers::WORKER_ARG) {
+        return quarry_ingest::parsers::worker_main(&args.next().unwrap_or_default());
+    }
+    // Every document this process parses goes to a worker process started from this executable.
+    if let Ok(exe) = std::env::current_exe() {
+        quarry_ingest::parsers::use_worker_processes(exe);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -145,9 +145,13 @@ fn malformed_files_fail_alone_with_reasons() {
     ws.write("scan.png", b"\x89PNG\r\n\x1a\n");
     ws.write("empty.md", "   \n");
     ws.write("also-good.md.metadata.json", "{not json");
+    // 98 KB that make calamine ask for 137 GB (found by fuzzing): the worker process dies,
+    // not the job.
+    let hostile = common::repo_root().join("fuzz/regressions/spreadsheet/xls-sparse-cells-137gb");
+    ws.write("huge.xls", std::fs::read(hostile).unwrap());
     let job = ws.sync();
     assert_eq!(job["status"], "COMPLETE");
-    assert_eq!(stats(&job), [6, 1, 1, 0, 0, 0, 5]);
+    assert_eq!(stats(&job), [7, 1, 1, 0, 0, 0, 6]);
     let reasons: Vec<&str> = job["failureReasons"]
         .as_array()
         .unwrap()
@@ -167,6 +171,11 @@ fn malformed_files_fail_alone_with_reasons() {
     assert!(reason_for("scan.png").contains("unsupported file type \"png\""));
     assert!(reason_for("empty.md").contains("no text"));
     assert!(reason_for("also-good.md").contains("not valid JSON"));
+    let huge = reason_for("huge.xls");
+    assert!(
+        huge.contains("parser process died") && huge.contains("memory allocation"),
+        "{huge}"
+    );
     assert_eq!(
         sources(&ws.query("lighthouse lamp", 1, None)),
         [ws.uri("good.txt")]
@@ -174,7 +183,7 @@ fn malformed_files_fail_alone_with_reasons() {
 
     // Fixing a file indexes it on the next sync; the others keep failing.
     ws.write("ragged.csv", "a,b\n1,2\n3,4\n");
-    assert_eq!(stats(&ws.sync()), [6, 1, 1, 0, 0, 0, 4]);
+    assert_eq!(stats(&ws.sync()), [7, 1, 1, 0, 0, 0, 5]);
 }
 
 #[test]

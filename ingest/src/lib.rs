@@ -1,6 +1,6 @@
 //! Ingestion: sources (where documents come from), parsers (bytes to text), metadata
 //! sidecars, the ledger of what was indexed, and the sync job that ties them together.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod direct;
 pub mod job;

@@ -1,7 +1,7 @@
 //! Parsers by format, chosen by file extension and by what the content itself announces.
-//! Each turns bytes into text or into a reason the document cannot be indexed; parsing runs on
-//! a worker thread of its own with a deep stack, so a panic or a hang inside a parser becomes
-//! that document's failure and nothing more.
+//! Each turns bytes into text or into a reason the document cannot be indexed. Parsing runs
+//! in a worker process (or, as a library, a worker thread; see `worker.rs`), so whatever a
+//! file makes a parser do becomes that document's failure and nothing more.
 
 mod compound_file;
 mod csv;
@@ -22,7 +22,9 @@ pub use self::html::HtmlParser;
 pub use self::pdf::PdfParser;
 pub use self::spreadsheet::SpreadsheetParser;
 pub use self::text::{MarkdownParser, TextParser, decode_text};
-pub use self::worker::PARSE_TIMEOUT;
+pub use self::worker::{
+    PARSE_TIMEOUT, WORKER_ARG, WORKER_MEMORY, use_worker_processes, worker_main,
+};
 
 /// The parser for a document key, by its extension (case-insensitive).
 pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {
@@ -66,8 +68,8 @@ pub fn choose_parser(key: &str, bytes: &[u8]) -> Result<&'static dyn Parser, Par
     }
 }
 
-/// Parses one document: size limit, then the format's parser on a worker thread (panics and
-/// hangs become failures).
+/// Parses one document: size limit, then the format's parser in a worker (crashes, memory
+/// exhaustion and hangs become failures).
 pub fn parse_document(
     key: &str,
     bytes: &[u8],
