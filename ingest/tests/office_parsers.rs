@@ -159,6 +159,17 @@ fn xlsx_rows_name_their_columns_on_every_sheet() {
 }
 
 #[test]
+fn xlsx_cells_far_apart_cost_only_themselves() {
+    // The first and the last cell a sheet can have: read as a rectangle, 17 billion cells.
+    let rows = r#"<row r="1"><c r="A1" t="inlineStr"><is><t>Item</t></is></c><c r="B1" t="inlineStr"><is><t>Note</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>Kiln</t></is></c></row><row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>far away</t></is></c></row>"#;
+    let doc = parse_document("sparse.xlsx", &xlsx(&[("Sheet1", rows)]), LIMIT).unwrap();
+    assert_eq!(
+        doc.text,
+        "# Sheet: Sheet1\nItem: Kiln\nColumn 16384: far away\n"
+    );
+}
+
+#[test]
 fn broken_spreadsheets_fail_with_reasons() {
     match parse_document("bad.xlsx", b"definitely not a workbook", LIMIT) {
         Err(ParseError::Malformed {

@@ -2,9 +2,10 @@
 //! sheet's header row (`Region: North; Revenue: 1200`), so a chunk of a spreadsheet still
 //! says what its numbers mean.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 
-use calamine::{Data, Reader, open_workbook_auto_from_rs};
+use calamine::{Data, Reader, Sheets, open_workbook_auto_from_rs};
 use quarry_core::{ParseError, ParsedDocument, Parser};
 
 use super::{compound_file, zip_limits};
@@ -36,6 +37,66 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
+/// A sheet's non-empty cells as (row, column, value). XLSX sheets are read cell by cell, so a
+/// sheet with two cells far apart costs two cells, not the rectangle between them; the other
+/// formats come through calamine's ranges.
+fn sheet_cells(
+    workbook: &mut Sheets<Cursor<&[u8]>>,
+    name: &str,
+) -> Result<Vec<(u32, u32, Data)>, String> {
+    let mut cells = Vec::new();
+    if let Sheets::Xlsx(xlsx) = workbook {
+        let mut reader = xlsx
+            .worksheet_cells_reader(name)
+            .map_err(|e| e.to_string())?;
+        while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
+            let value = Data::from(cell.get_value().clone());
+            if !matches!(value, Data::Empty) {
+                let (row, col) = cell.get_position();
+                cells.push((row, col, value));
+            }
+        }
+        cells.sort_by_key(|&(row, col, _)| (row, col));
+    } else {
+        let range = workbook.worksheet_range(name).map_err(|e| e.to_string())?;
+        let (row0, col0) = range.start().unwrap_or((0, 0));
+        for (row, col, value) in range.used_cells() {
+            cells.push((row0 + row as u32, col0 + col as u32, value.clone()));
+        }
+    }
+    Ok(cells)
+}
+
+/// One sheet as text: its name, then a line per row naming each value's column from the
+/// first row (`Column N` where the header is blank).
+fn write_sheet(name: &str, cells: Vec<(u32, u32, Data)>, out: &mut String) {
+    let first_col = cells.iter().map(|c| c.1).min().unwrap_or(0);
+    let mut rows = cells.chunk_by(|a, b| a.0 == b.0).map(|row| {
+        row.iter()
+            .map(|(_, col, value)| ((col - first_col) as usize, cell_text(value)))
+            .filter(|(_, text)| !text.is_empty())
+            .collect::<Vec<_>>()
+    });
+    let Some(header_row) = rows.next() else {
+        return;
+    };
+    let headers: HashMap<usize, String> = header_row.into_iter().collect();
+    out.push_str(&format!("# Sheet: {name}\n"));
+    for row in rows {
+        let line: Vec<String> = row
+            .into_iter()
+            .map(|(i, value)| match headers.get(&i) {
+                Some(header) => format!("{header}: {value}"),
+                None => format!("Column {}: {value}", i + 1),
+            })
+            .collect();
+        if !line.is_empty() {
+            out.push_str(&line.join("; "));
+            out.push('\n');
+        }
+    }
+}
+
 impl Parser for SpreadsheetParser {
     fn format(&self) -> &'static str {
         self.format
@@ -55,42 +116,12 @@ impl Parser for SpreadsheetParser {
         let mut out = String::new();
         let mut page_starts = Vec::new();
         for name in workbook.sheet_names() {
-            let range = workbook
-                .worksheet_range(&name)
+            let cells = sheet_cells(&mut workbook, &name)
                 .map_err(|e| malformed(format!("sheet {name}: {e}")))?;
-            let mut rows = range
-                .rows()
-                .filter(|r| r.iter().any(|c| !matches!(c, Data::Empty)));
-            let Some(header_row) = rows.next() else {
-                continue;
-            };
-            let headers: Vec<String> = header_row
-                .iter()
-                .enumerate()
-                .map(|(i, c)| match cell_text(c) {
-                    h if h.is_empty() => format!("Column {}", i + 1),
-                    h => h,
-                })
-                .collect();
-            page_starts.push(out.len());
-            out.push_str(&format!("# Sheet: {name}\n"));
-            for row in rows {
-                let line: Vec<String> = row
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, c)| {
-                        let v = cell_text(c);
-                        let header = headers
-                            .get(i)
-                            .cloned()
-                            .unwrap_or_else(|| format!("Column {}", i + 1));
-                        (!v.is_empty()).then(|| format!("{header}: {v}"))
-                    })
-                    .collect();
-                if !line.is_empty() {
-                    out.push_str(&line.join("; "));
-                    out.push('\n');
-                }
+            let start = out.len();
+            write_sheet(&name, cells, &mut out);
+            if out.len() > start {
+                page_starts.push(start);
             }
         }
         // Sheets stand in for pages, so chunks can say which sheet they came from.
