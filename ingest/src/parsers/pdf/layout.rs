@@ -1,12 +1,42 @@
 //! Glyphs placed on a page, in the order the content stream shows them, turned into lines and
 //! words: a glyph that starts well off the previous one's baseline starts a new line, a gap
 //! along the baseline wider than a fraction of the font size is a space, and a word broken
-//! with a hyphen at the end of a line is joined again.
+//! with a hyphen at the end of a line is joined again. An accent drawn as a glyph of its own
+//! over a letter (as TeX does for `\"u`) is put together with it (`ü`).
+
+use unicode_normalization::UnicodeNormalization;
 
 /// A gap along the baseline at least this many font sizes wide separates words.
 const WORD_GAP: f32 = 0.15;
 /// A move across the baseline of at least this many font sizes starts a new line.
 const LINE_SHIFT: f32 = 0.5;
+/// A glyph starting this many font sizes back inside the previous one is drawn over it.
+const OVERSTRIKE: f32 = 0.1;
+
+/// The combining mark for a spacing accent drawn as a glyph of its own.
+fn combining(accent: char) -> Option<char> {
+    Some(match accent {
+        '\u{A8}' => '\u{308}',
+        '\u{B4}' => '\u{301}',
+        '`' => '\u{300}',
+        '\u{2C6}' | '^' => '\u{302}',
+        '\u{2DC}' | '~' => '\u{303}',
+        '\u{AF}' => '\u{304}',
+        '\u{2D8}' => '\u{306}',
+        '\u{2D9}' => '\u{307}',
+        '\u{2DA}' => '\u{30A}',
+        '\u{B8}' => '\u{327}',
+        '\u{2DD}' => '\u{30B}',
+        '\u{2DB}' => '\u{328}',
+        '\u{2C7}' => '\u{30C}',
+        _ => return None,
+    })
+}
+
+fn single(text: &str) -> Option<char> {
+    let mut chars = text.chars();
+    chars.next().filter(|_| chars.next().is_none())
+}
 
 #[derive(Clone, Copy)]
 struct Pen {
@@ -55,6 +85,17 @@ impl Layout {
                 self.new_line(text);
             } else if self.pending_space || along > WORD_GAP * size {
                 self.space();
+            } else if along < -OVERSTRIKE * size && self.overstrike(text) {
+                // The pair ends where the later of the two glyphs ends.
+                let further = (at.end[0] - last.end[0]) * last.dir[0]
+                    + (at.end[1] - last.end[1]) * last.dir[1]
+                    > 0.0;
+                self.pending_space = false;
+                self.last = Some(Pen {
+                    end: if further { at.end } else { last.end },
+                    ..last
+                });
+                return;
             }
         }
         self.out.push_str(text);
@@ -64,6 +105,25 @@ impl Layout {
             dir: at.dir,
             size: at.size,
         });
+    }
+
+    /// `text` drawn over the previous glyph: an accent and its letter, in either order, become
+    /// one accented letter. False when they are not an accent and a letter.
+    fn overstrike(&mut self, text: &str) -> bool {
+        let Some(previous) = self.out.chars().next_back() else {
+            return false;
+        };
+        let (letter, mark) = match (single(text).and_then(combining), combining(previous)) {
+            (Some(mark), _) if previous.is_alphabetic() => (previous, mark),
+            (None, Some(mark)) => match single(text) {
+                Some(letter) if letter.is_alphabetic() => (letter, mark),
+                _ => return false,
+            },
+            _ => return false,
+        };
+        self.out.pop();
+        self.out.extend([letter, mark].into_iter().nfc());
+        true
     }
 
     fn space(&mut self) {
@@ -224,6 +284,19 @@ mod tests {
             "\u{0627}\u{0628}\u{064E}"
         );
         assert_eq!(logical_order("plain text"), "plain text");
+    }
+
+    #[test]
+    fn accents_drawn_over_letters_join_them() {
+        let mut layout = Layout::default();
+        show(&mut layout, "f", 100.0, 700.0);
+        // TeX's \"u: the dieresis, a kern back, then the u drawn under it.
+        show(&mut layout, "\u{A8}", 106.0, 700.0);
+        show(&mut layout, "ur", 107.0, 700.0);
+        show(&mut layout, "cafe", 140.0, 700.0);
+        // An accent placed after its letter, back over it.
+        show(&mut layout, "\u{B4}", 158.5, 700.0);
+        assert_eq!(layout.finish(), "für café");
     }
 
     #[test]
