@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 /// Longest a single document may take to parse.
 pub const PARSE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Address space a worker process may map.
-pub const WORKER_MEMORY: u64 = 4 << 30;
+pub const WORKER_MEMORY: u64 = 2 << 30;
 /// The first argument that makes the `quarry` executable a parse worker.
 pub const WORKER_ARG: &str = "__parse-worker";
 
