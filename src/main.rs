@@ -63,9 +63,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some(quarry_ingest::parsers::WORKER_ARG) {
-        return quarry_ingest::parsers::worker_main(&args.next().unwrap_or_default());
+    if std::env::args().nth(1).as_deref() == Some(quarry_ingest::parsers::WORKER_ARG) {
+        return quarry_ingest::parsers::worker_main();
     }
     // Every document this process parses goes to a worker process started from this executable.
     if let Ok(exe) = std::env::current_exe() {

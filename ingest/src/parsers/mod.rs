@@ -12,6 +12,7 @@ mod sniff;
 mod spreadsheet;
 mod text;
 mod worker;
+mod worker_pool;
 mod zip_limits;
 
 use quarry_core::{ParseError, ParsedDocument, Parser};
@@ -22,9 +23,8 @@ pub use self::html::HtmlParser;
 pub use self::pdf::PdfParser;
 pub use self::spreadsheet::SpreadsheetParser;
 pub use self::text::{MarkdownParser, TextParser, decode_text};
-pub use self::worker::{
-    PARSE_TIMEOUT, WORKER_ARG, WORKER_MEMORY, use_worker_processes, worker_main,
-};
+pub use self::worker::{PARSE_TIMEOUT, use_worker_processes};
+pub use self::worker_pool::{WORKER_ARG, WORKER_MEMORY, worker_main};
 
 /// The parser for a document key, by its extension (case-insensitive).
 pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {

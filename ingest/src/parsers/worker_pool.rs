@@ -1,0 +1,228 @@
+//! A pool of parse worker processes: the `quarry` executable started with [`WORKER_ARG`],
+//! limited to [`WORKER_MEMORY`] of address space, reading documents from its stdin and
+//! writing their text to its stdout, one framed message each way per document. Idle workers
+//! are reused (starting one costs a few milliseconds); one that dies, or runs past the
+//! timeout and is killed, is dropped and its document fails with the reason; a worker is
+//! retired after [`DOCUMENTS_PER_WORKER`] documents so its heap stays fresh.
+//!
+//! Frames: a request is the format's name (one length byte, then the name), the document's
+//! length (u64, little-endian) and its bytes; a reply is a length (u64) and a JSON object,
+//! `{"text", "page_starts"}` or `{"kind", "failure"}`.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
+use std::sync::{Mutex, mpsc};
+use std::time::Duration;
+
+use quarry_core::{ParseError, ParsedDocument, Parser};
+use serde_json::{Value, json};
+
+use super::worker::run_isolated;
+
+/// Address space a worker process may map.
+pub const WORKER_MEMORY: u64 = 2 << 30;
+/// The first argument that makes the `quarry` executable a parse worker.
+pub const WORKER_ARG: &str = "__parse-worker";
+/// Documents a worker parses before it is replaced.
+const DOCUMENTS_PER_WORKER: usize = 500;
+/// Idle workers kept for reuse.
+const MAX_IDLE: usize = 8;
+/// What a dead worker said on stderr, kept for its documents' failure reason.
+const STDERR_KEPT: usize = 4096;
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    replies: mpsc::Receiver<Vec<u8>>,
+    /// What it says on stderr (the first few KB), once it has exited.
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+    served: usize,
+}
+
+static IDLE: Mutex<Vec<Worker>> = Mutex::new(Vec::new());
+
+fn start(exe: &Path) -> std::io::Result<Worker> {
+    let mut child = Command::new(exe)
+        .arg(WORKER_ARG)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let (Some(stdin), Some(stdout), Some(mut err)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        let _ = child.kill();
+        return Err(std::io::Error::other("worker started without pipes"));
+    };
+    let (send, replies) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdout = BufReader::new(stdout);
+        while let Ok(reply) = read_frame(&mut stdout) {
+            if send.send(reply).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let _ = (&mut err).take(STDERR_KEPT as u64).read_to_end(&mut kept);
+        // Drain the rest so the worker never blocks on a full pipe.
+        let _ = std::io::copy(&mut err, &mut std::io::sink());
+        kept
+    });
+    Ok(Worker {
+        child,
+        stdin,
+        replies,
+        stderr,
+        served: 0,
+    })
+}
+
+fn read_frame(r: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 8];
+    r.read_exact(&mut len)?;
+    let len = u64::from_le_bytes(len) as usize;
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Parses one document in a pooled worker.
+pub fn parse(
+    exe: &Path,
+    parser: &'static dyn Parser,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<ParsedDocument, ParseError> {
+    let format = parser.format();
+    let failed = |reason: String| ParseError::Malformed { format, reason };
+    let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut worker = match idle {
+        Some(worker) => worker,
+        None => start(exe).map_err(|e| failed(format!("could not start a parser process: {e}")))?,
+    };
+    let mut request = Vec::with_capacity(bytes.len() + 16);
+    request.push(format.len() as u8);
+    request.extend_from_slice(format.as_bytes());
+    request.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    request.extend_from_slice(bytes);
+    let sent = worker
+        .stdin
+        .write_all(&request)
+        .and_then(|()| worker.stdin.flush());
+    let reply = match sent {
+        Ok(()) => worker.replies.recv_timeout(timeout),
+        Err(_) => Err(mpsc::RecvTimeoutError::Disconnected),
+    };
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            let _ = worker.child.kill();
+            let _ = worker.child.wait();
+            return Err(failed(format!(
+                "parsing took longer than {} s; given up",
+                timeout.as_secs()
+            )));
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => return Err(failed(died(worker))),
+    };
+    worker.served += 1;
+    if worker.served < DOCUMENTS_PER_WORKER {
+        let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(worker);
+        }
+    }
+    let reply: Value = serde_json::from_slice(&reply)
+        .map_err(|e| failed(format!("unreadable reply from the parser process: {e}")))?;
+    if let Some(reason) = reply["failure"].as_str() {
+        return Err(match reply["kind"].as_str() {
+            Some("empty") => ParseError::Empty,
+            _ => failed(reason.to_string()),
+        });
+    }
+    let text = reply["text"].as_str().unwrap_or_default().to_string();
+    let page_starts = reply["page_starts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_u64)
+                .map(|v| v as usize)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ParsedDocument { text, page_starts })
+}
+
+/// Why a worker went away: its exit status and the first thing it said
+/// ("memory allocation of … bytes failed").
+fn died(mut worker: Worker) -> String {
+    let status = worker
+        .child
+        .wait()
+        .map_or_else(|e| e.to_string(), |s| s.to_string());
+    let said = worker.stderr.join().unwrap_or_default();
+    let said = String::from_utf8_lossy(&said);
+    let said = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    format!(
+        "parser process died ({status}){}{said}; it may map at most {} GB",
+        if said.is_empty() { "" } else { ": " },
+        WORKER_MEMORY >> 30
+    )
+}
+
+#[allow(unsafe_code)]
+fn limit_address_space(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this process's limits.
+    let _ = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
+}
+
+fn reply_for(format: &str, bytes: Vec<u8>) -> Value {
+    let Ok(parser) = super::parser_for(&format!("document.{format}")) else {
+        return json!({ "kind": "other", "failure": format!("unknown format {format}") });
+    };
+    match run_isolated(parser.format(), Duration::MAX, move || parser.parse(&bytes)) {
+        Ok(doc) => json!({ "text": doc.text, "page_starts": doc.page_starts }),
+        Err(ParseError::Malformed { reason, .. }) => {
+            json!({ "kind": "malformed", "failure": reason })
+        }
+        Err(ParseError::Empty) => json!({ "kind": "empty", "failure": "empty" }),
+        Err(other) => json!({ "kind": "other", "failure": other.to_string() }),
+    }
+}
+
+/// The worker process's side: documents in from stdin, replies out to stdout, until stdin
+/// closes.
+pub fn worker_main() -> ExitCode {
+    limit_address_space(WORKER_MEMORY);
+    let mut input = BufReader::new(std::io::stdin().lock());
+    let mut output = BufWriter::new(std::io::stdout().lock());
+    loop {
+        let mut name_len = [0u8; 1];
+        if input.read_exact(&mut name_len).is_err() {
+            return ExitCode::SUCCESS; // the pool closed our stdin
+        }
+        let mut name = vec![0u8; name_len[0] as usize];
+        let Ok(bytes) = input
+            .read_exact(&mut name)
+            .and_then(|()| read_frame(&mut input))
+        else {
+            return ExitCode::FAILURE;
+        };
+        let reply = reply_for(&String::from_utf8_lossy(&name), bytes).to_string();
+        let written = output
+            .write_all(&(reply.len() as u64).to_le_bytes())
+            .and_then(|()| output.write_all(reply.as_bytes()))
+            .and_then(|()| output.flush());
+        if written.is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+}
