@@ -226,3 +226,64 @@ pub fn worker_main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::parsers::PdfParser;
+
+    /// A stand-in worker executable: a shell script.
+    fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn reason(result: Result<ParsedDocument, ParseError>) -> String {
+        match result {
+            Err(ParseError::Malformed {
+                format: "pdf",
+                reason,
+            }) => reason,
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_worker_that_dies_fails_its_document_with_what_it_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = script(
+            dir.path(),
+            "dies",
+            "echo 'memory allocation of 9 bytes failed' >&2; exit 3",
+        );
+        let r = reason(parse(
+            &exe,
+            &PdfParser,
+            b"%PDF-1.4",
+            Duration::from_secs(10),
+        ));
+        assert!(
+            r.starts_with(
+                "parser process died (exit status: 3): memory allocation of 9 bytes failed"
+            ),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn a_worker_that_never_answers_is_killed_at_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = script(dir.path(), "hangs", "exec sleep 60");
+        let r = reason(parse(
+            &exe,
+            &PdfParser,
+            b"%PDF-1.4",
+            Duration::from_millis(300),
+        ));
+        assert_eq!(r, "parsing took longer than 0 s; given up");
+    }
+}
