@@ -1,6 +1,7 @@
-//! PDF: the text of each page through lopdf's content-stream extraction (simple fonts with
-//! their encodings, Type0/CID fonts through their ToUnicode maps), pages kept as pages so
-//! chunks carry their page number. Encrypted files open when only an owner password is set;
+//! PDF: lopdf reads the file (objects, streams, decryption); the text of each page comes from
+//! running its content streams ourselves (`content.rs`), decoding fonts (`fonts.rs`,
+//! `cmap.rs`, `encodings.rs`) and laying glyphs out into words and lines (`layout.rs`). Pages
+//! stay pages so chunks carry their page number. Encrypted files open when only an owner password is set;
 //! a user password, a file without any text layer, or a broken file fails that document with
 //! the reason.
 
