@@ -4,9 +4,7 @@
 
 use quarry_core::Parser;
 
-use super::{DocxParser, HtmlParser, PdfParser, SpreadsheetParser};
-
-const OLE2: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+use super::{DocxParser, HtmlParser, PdfParser, SpreadsheetParser, compound_file};
 
 /// What the content is, when its signature says so. `binary` marks formats whose signature
 /// cannot be mistaken for text, which win over a file's extension.
@@ -44,7 +42,7 @@ pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
         }
         return None;
     }
-    if bytes.starts_with(OLE2) {
+    if compound_file::is_compound_file(bytes) {
         return Some(Sniffed {
             parser: &SpreadsheetParser { format: "xls" },
             // Word 97 documents are OLE files too: only trusted without an extension.

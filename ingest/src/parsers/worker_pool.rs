@@ -104,14 +104,14 @@ pub fn parse(
         Some(worker) => worker,
         None => start(exe).map_err(|e| failed(format!("could not start a parser process: {e}")))?,
     };
-    let mut request = Vec::with_capacity(bytes.len() + 16);
-    request.push(format.len() as u8);
-    request.extend_from_slice(format.as_bytes());
-    request.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    request.extend_from_slice(bytes);
+    // The header, then the document as it is (no copy of it).
+    let mut header = vec![format.len() as u8];
+    header.extend_from_slice(format.as_bytes());
+    header.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
     let sent = worker
         .stdin
-        .write_all(&request)
+        .write_all(&header)
+        .and_then(|()| worker.stdin.write_all(bytes))
         .and_then(|()| worker.stdin.flush());
     let reply = match sent {
         Ok(()) => worker.replies.recv_timeout(timeout),

@@ -11,7 +11,7 @@ use lopdf::{Dictionary, Document, Object, ObjectId};
 
 use super::fonts::Font;
 use super::layout::{Layout, Placement};
-use super::objects::{dict, resolve, stream_data};
+use super::objects::{dict, direct_number, resolve, stream_data};
 
 type Matrix = [f32; 6];
 const IDENTITY: Matrix = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
@@ -74,11 +74,7 @@ pub struct TextExtractor<'a> {
 }
 
 fn num(o: &Object) -> f32 {
-    match o {
-        Object::Integer(i) => *i as f32,
-        Object::Real(r) if r.is_finite() => *r,
-        _ => 0.0,
-    }
+    direct_number(o).unwrap_or(0.0)
 }
 
 fn nums<const N: usize>(operands: &[Object]) -> Option<[f32; N]> {

@@ -27,13 +27,18 @@ pub fn dict<'a>(doc: &'a Document, object: &'a Object) -> Option<&'a Dictionary>
     }
 }
 
-pub fn number(doc: &Document, object: &Object) -> Option<f32> {
-    match resolve(doc, object) {
+/// A finite number written directly (as content-stream operands are).
+pub fn direct_number(object: &Object) -> Option<f32> {
+    match object {
         Object::Integer(i) => Some(*i as f32),
         Object::Real(r) => Some(*r),
         _ => None,
     }
     .filter(|n| n.is_finite())
+}
+
+pub fn number(doc: &Document, object: &Object) -> Option<f32> {
+    direct_number(resolve(doc, object))
 }
 
 /// A stream's decoded bytes, at most `limit` of them; `None` when it is not a stream or does
