@@ -21,12 +21,13 @@ demo: $(MODEL) $(LLM)
 	@$(QUARRY) ask demo "How many vacation days do new employees get?" -k 2 --max-tokens 60
 
 # nextest where it is installed (one summary line for the whole run), cargo test elsewhere;
-# with a real PostgreSQL + pgvector on 127.0.0.1 for the pgvector store's suite.
+# with a real PostgreSQL + pgvector and a real Qdrant on 127.0.0.1 for those stores' suites.
+SERVICES = python3 scripts/with-postgres.py -- python3 scripts/with-qdrant.py --
 test: $(MODEL) $(LLM) lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		python3 scripts/with-postgres.py -- $(CARGO) nextest run --workspace --no-fail-fast; \
+		$(SERVICES) $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
-		python3 scripts/with-postgres.py -- $(CARGO) test --workspace --all-targets --no-fail-fast; \
+		$(SERVICES) $(CARGO) test --workspace --all-targets --no-fail-fast; \
 	fi
 
 lint:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes every parser for SECS seconds each (default 60) with libFuzzer under AddressSanitizer
+# Fuzzes every parser (and the request-side parsers: SigV4, filters, page tokens, event-stream
+# frames) for SECS seconds each (default 60) with libFuzzer under AddressSanitizer
 # (`cargo +nightly fuzz`, installed here if missing). Seeds come from the real documents that
 # benches/parse-real.sh fetched, when they are there. A crash is saved under
 # fuzz/artifacts/TARGET/ and copied to fuzz/regressions/TARGET/, which `make test` replays
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${1:-60}
 shift || true
-TARGETS=${*:-pdf docx spreadsheet html csv text}
+TARGETS=${*:-pdf docx spreadsheet html csv text requests}
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/quarry/fuzz-target}
 DOCS=${DOCS:-${CARGO_TARGET_DIR%/*}/target/bench-parse/docs}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked

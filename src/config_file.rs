@@ -197,4 +197,44 @@ path = "docs"
                 .to_string();
         assert!(e.contains("SEMANTICS"), "{e}");
     }
+
+    /// A key without a `knowledge_bases` line used to get every knowledge base.
+    #[test]
+    fn an_access_key_must_say_which_knowledge_bases_it_may_use() {
+        let key = "\n[[server.access_keys]]\nid = \"AKIDSILENT0000000001\"\nsecret_env = \"S\"\n";
+        let text = GOOD.replace(
+            "data_dir = \"data\"\n",
+            &format!("data_dir = \"data\"\n{key}"),
+        );
+        let e = load_str(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("AKIDSILENT0000000001")
+                && e.contains("server.access_keys[0].knowledge_bases")
+                && e.contains("[\"*\"]"),
+            "{e}"
+        );
+        let granted = text.replace(
+            "secret_env = \"S\"\n",
+            "secret_env = \"S\"\nknowledge_bases = [\"*\"]\n",
+        );
+        assert!(load_str(&granted).is_ok());
+    }
+
+    #[test]
+    fn fixed_size_chunking_bounds_are_checked_like_the_apis() {
+        for (bad, field) in [
+            ("max_tokens = 0, overlap_percentage = 20", "max_tokens"),
+            (
+                "max_tokens = 100, overlap_percentage = 0",
+                "overlap_percentage",
+            ),
+        ] {
+            let chunking =
+                format!("path = \"docs\"\nchunking = {{ strategy = \"FIXED_SIZE\", {bad} }}");
+            let e = load_str(&GOOD.replace("path = \"docs\"", &chunking))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{e}");
+        }
+    }
 }

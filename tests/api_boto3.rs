@@ -73,3 +73,13 @@ fn hybrid_search_and_hierarchical_chunking_through_boto3() {
 fn retrieve_and_generate_through_boto3() {
     run_module("test_generate");
 }
+
+#[test]
+fn hardening_signatures_grants_sessions_buckets_and_open_mode() {
+    run_module("test_hardening_auth");
+}
+
+#[test]
+fn hardening_slow_clients_connection_cap_generations_tls() {
+    run_module("test_hardening_load");
+}

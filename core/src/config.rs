@@ -33,6 +33,10 @@ pub struct S3Defaults {
     pub endpoint_url: Option<String>,
     #[serde(default)]
     pub region: Option<String>,
+    /// Buckets that data sources made through the API may read (besides each access key's
+    /// own `buckets`); `"*"` for any. Data sources declared in this file may read any bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_buckets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,25 +69,79 @@ pub struct ServerConfig {
     /// RetrieveAndGenerate sessions idle this long are forgotten.
     #[serde(default = "default_session_idle_minutes")]
     pub session_idle_minutes: u64,
+    /// How the server guards itself against slow, numerous or greedy clients.
+    #[serde(default)]
+    pub limits: ServerLimits,
+    /// Serve HTTPS directly (the certificate is read again on SIGHUP).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Serve `/metrics` on this address instead of the API's.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
+    /// Origins (`scheme://host[:port]`) whose browser requests an open (loopback, no keys)
+    /// server accepts; requests from any other origin are refused.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 fn default_session_idle_minutes() -> u64 {
     60
 }
 
+/// Bounds on what clients may hold of the server. Every one is checked before the work it
+/// bounds starts; past it the answer is immediate (429, 408 or a closed connection).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// Connections served at once; one more is answered 429 and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Time a client has to send a request's body once its headers are in.
+    pub body_timeout_secs: u64,
+    /// Answers being generated at once (RetrieveAndGenerate and its stream); more are 429.
+    pub max_concurrent_generations: usize,
+    /// Longest one answer may take to generate; then it is cut off (424 or a stream error).
+    pub generation_timeout_secs: u64,
+    /// Direct-ingestion requests (Ingest/DeleteKnowledgeBaseDocuments) worked on at once;
+    /// more are 429.
+    pub max_concurrent_document_requests: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_concurrent_generations: 4,
+            generation_timeout_secs: 120,
+            max_concurrent_document_requests: 4,
+        }
+    }
+}
+
+/// A certificate chain and its private key, both PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// An access key: its id, the environment variable that holds its secret (secrets never
-/// live in the file), and the knowledge bases (ids or names, `"*"` for all) it may use.
+/// live in the file), the knowledge bases (ids or names, `"*"` for all) it may use, which
+/// must be said (a key without the line is refused), and the buckets its API-made data
+/// sources may read.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessKeyConfig {
     pub id: String,
     pub secret_env: String,
-    #[serde(default = "all_knowledge_bases")]
-    pub knowledge_bases: Vec<String>,
-}
-
-fn all_knowledge_bases() -> Vec<String> {
-    vec!["*".into()]
+    #[serde(default)]
+    pub knowledge_bases: Option<Vec<String>>,
+    #[serde(default)]
+    pub buckets: Vec<String>,
 }
 fn default_max_queued_queries() -> usize {
     64
@@ -104,6 +162,10 @@ impl Default for ServerConfig {
             max_request_bytes: default_max_request_bytes(),
             events_api_key_env: None,
             session_idle_minutes: default_session_idle_minutes(),
+            limits: ServerLimits::default(),
+            tls: None,
+            metrics_listen: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -332,6 +394,24 @@ impl ChunkingConfig {
     /// and why (Bedrock's bounds).
     pub fn problem(&self) -> Option<(&'static str, String)> {
         match *self {
+            ChunkingConfig::FixedSize {
+                max_tokens,
+                overlap_percentage,
+            } => {
+                if max_tokens < 20 {
+                    Some((
+                        "max_tokens",
+                        format!("{max_tokens} is too small; use at least 20"),
+                    ))
+                } else if !(1..=99).contains(&overlap_percentage) {
+                    Some((
+                        "overlap_percentage",
+                        format!("{overlap_percentage} is outside 1..=99"),
+                    ))
+                } else {
+                    None
+                }
+            }
             ChunkingConfig::Hierarchical {
                 parent_max_tokens,
                 child_max_tokens,
@@ -349,11 +429,11 @@ impl ChunkingConfig {
                             "{parent_max_tokens} must be between child_max_tokens ({child_max_tokens}) and 8192"
                         ),
                     ))
-                } else if overlap_tokens >= child_max_tokens {
+                } else if overlap_tokens == 0 || overlap_tokens >= child_max_tokens {
                     Some((
                         "overlap_tokens",
                         format!(
-                            "{overlap_tokens} must be below child_max_tokens ({child_max_tokens})"
+                            "{overlap_tokens} must be between 1 and child_max_tokens ({child_max_tokens}) - 1"
                         ),
                     ))
                 } else {
@@ -426,6 +506,18 @@ impl Config {
                         });
                     }
                 }
+            }
+        }
+        for (i, key) in self.server.access_keys.iter().enumerate() {
+            if key.knowledge_bases.is_none() {
+                return Err(ConfigError {
+                    span: None,
+                    field: format!("server.access_keys[{i}].knowledge_bases"),
+                    message: format!(
+                        "access key {} does not say which knowledge bases it may use: add knowledge_bases = [ids or names], or [\"*\"] for all",
+                        key.id
+                    ),
+                });
             }
         }
         let mut kb_ids = BTreeMap::new();
@@ -537,26 +629,6 @@ impl Config {
                         field: here(&format!("chunking.{field}")),
                         message,
                     });
-                }
-                if let ChunkingConfig::FixedSize {
-                    max_tokens,
-                    overlap_percentage,
-                } = ds.chunking
-                {
-                    if max_tokens < 20 {
-                        return Err(ConfigError {
-                            span: Some(ds.id.span()),
-                            field: here("chunking.max_tokens"),
-                            message: format!("{max_tokens} is too small; use at least 20"),
-                        });
-                    }
-                    if !(1..=99).contains(&overlap_percentage) {
-                        return Err(ConfigError {
-                            span: Some(ds.id.span()),
-                            field: here("chunking.overlap_percentage"),
-                            message: format!("{overlap_percentage} is outside 1..=99"),
-                        });
-                    }
                 }
             }
         }

@@ -23,6 +23,44 @@ pub enum Filter {
     OrAll(Vec<Filter>),
 }
 
+/// Checks the nesting and the number of terms before anything is built.
+fn measure(value: &Value, path: &str, depth: usize, terms: &mut usize) -> Result<(), FilterError> {
+    let Some(object) = value.as_object() else {
+        return Ok(()); // parse says what is wrong
+    };
+    for (op, body) in object {
+        *terms += 1;
+        let path = format!("{path}.{op}");
+        match (op.as_str(), body) {
+            ("andAll" | "orAll", Value::Array(items)) => {
+                if depth + 1 > MAX_FILTER_DEPTH {
+                    return Err(err(
+                        &path,
+                        format!("groups may nest at most {MAX_FILTER_DEPTH} deep"),
+                    ));
+                }
+                for (i, item) in items.iter().enumerate() {
+                    measure(item, &format!("{path}[{i}]"), depth + 1, terms)?;
+                }
+            }
+            (_, body) => {
+                if let Some(Value::Array(values)) = body.get("value") {
+                    *terms += values.len();
+                }
+            }
+        }
+        if *terms > MAX_FILTER_TERMS {
+            return Err(err(
+                &path,
+                format!(
+                    "the filter has more than {MAX_FILTER_TERMS} terms (operators and list values)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A filter that does not have Bedrock's shape; the message names the offending field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -54,9 +92,18 @@ const OPERATORS: &[&str] = &[
     "orAll",
 ];
 
+/// Most `andAll`/`orAll` groups nested in one another.
+pub const MAX_FILTER_DEPTH: usize = 5;
+/// Most terms in one filter: every operator counts one, and so does every value of a list.
+/// Each term is evaluated against every candidate chunk, so this bounds a request's cost.
+pub const MAX_FILTER_TERMS: usize = 100;
+
 impl Filter {
-    /// Parses Bedrock's JSON form, e.g. `{"equals": {"key": "year", "value": 2024}}`.
+    /// Parses Bedrock's JSON form, e.g. `{"equals": {"key": "year", "value": 2024}}`, within
+    /// [`MAX_FILTER_DEPTH`] and [`MAX_FILTER_TERMS`].
     pub fn from_json(value: &Value) -> Result<Self, FilterError> {
+        let mut terms = 0;
+        measure(value, "filter", 0, &mut terms)?;
         Self::parse(value, "filter")
     }
 
@@ -242,6 +289,35 @@ mod tests {
 
     fn check(filter: serde_json::Value, metadata: serde_json::Value) -> bool {
         Filter::from_json(&filter).unwrap().matches(&meta(metadata))
+    }
+
+    /// About 20,000 clauses fitted in a request, each evaluated against every chunk.
+    #[test]
+    fn filters_are_bounded_in_terms_and_depth() {
+        let clause = |i: usize| json!({"equals": {"key": "k", "value": i}});
+        let wide = json!({"orAll": (0..20_000).map(clause).collect::<Vec<_>>()});
+        let e = Filter::from_json(&wide).unwrap_err();
+        assert!(e.message.contains("more than 100 terms"), "{e}");
+        let ok = json!({"orAll": (0..50).map(clause).collect::<Vec<_>>()});
+        assert!(Filter::from_json(&ok).is_ok());
+
+        let long_in = json!({"in": {"key": "k", "value": (0..500).collect::<Vec<_>>()}});
+        assert!(Filter::from_json(&long_in).is_err());
+
+        let mut deep = clause(0);
+        for _ in 0..6 {
+            deep = json!({"andAll": [deep, clause(1)]});
+        }
+        let e = Filter::from_json(&deep).unwrap_err();
+        assert!(e.message.contains("nest at most 5"), "{e}");
+        let mut five = clause(0);
+        for _ in 0..5 {
+            five = json!({"andAll": [five, clause(1)]});
+        }
+        assert!(Filter::from_json(&five).is_ok());
+
+        let single = json!({"andAll": [clause(0)]});
+        assert!(Filter::from_json(&single).is_err());
     }
 
     #[test]

@@ -60,9 +60,66 @@ impl fmt::Display for ResourceId {
     }
 }
 
+/// What is wrong with an S3 bucket name under S3's naming rules (3 to 63 characters of
+/// lower-case letters, digits, dots and hyphens; a letter or digit at each end; no two
+/// adjacent dots; not an IP address; none of S3's reserved prefixes and suffixes).
+pub fn bucket_name_problem(name: &str) -> Option<String> {
+    let problem = if !(3..=63).contains(&name.len()) {
+        "must be 3 to 63 characters long"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        "may hold only lower-case letters, digits, dots and hyphens"
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        || !name.ends_with(|c: char| c.is_ascii_alphanumeric())
+    {
+        "must begin and end with a letter or digit"
+    } else if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        "must not have two dots, or a dot and a hyphen, next to each other"
+    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        "must not look like an IP address"
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || ["-s3alias", "--ol-s3", "--x-s3", ".mrap"]
+            .iter()
+            .any(|s| name.ends_with(s))
+    {
+        "uses a prefix or suffix S3 reserves"
+    } else {
+        return None;
+    };
+    Some(format!("bucket name {name:?} {problem}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3s_rules() {
+        for good in ["company-docs", "a.b.c", "abc", "docs2026"] {
+            assert_eq!(bucket_name_problem(good), None, "{good}");
+        }
+        for bad in [
+            "..",
+            "a..b",
+            "ab",
+            "Company",
+            "-abc",
+            "abc-",
+            "a_b",
+            "192.168.1.1",
+            "xn--abc",
+            "abc-s3alias",
+            "a/b",
+            "a.-b",
+        ] {
+            assert!(bucket_name_problem(bad).is_some(), "{bad}");
+        }
+        assert!(bucket_name_problem(&"a".repeat(64)).is_some());
+    }
 
     #[test]
     fn accepts_bedrock_ids_and_rejects_others() {

@@ -1,6 +1,9 @@
 //! The one interface every generation backend implements.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +41,48 @@ pub struct GenerationRequest {
     pub stop_sequences: Vec<String>,
     /// Seed for sampling, so a sampled request can be repeated.
     pub seed: u64,
+    /// When to give up: backends check it between steps and end with
+    /// [`FinishReason::Cancelled`].
+    pub cancel: Cancel,
+}
+
+/// Asks a running generation to stop: its caller left, its deadline passed, or the server is
+/// stopping. Cheap to check; backends check it between prefill chunks, between tokens and
+/// between streamed pieces.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel {
+    flags: Vec<Arc<AtomicBool>>,
+    deadline: Option<Instant>,
+}
+
+impl Cancel {
+    /// Stops when `flag` is set.
+    pub fn on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.flags.push(flag);
+        self
+    }
+
+    /// Stops at `deadline`.
+    pub fn until(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.timed_out() || self.flags.iter().any(|f| f.load(Ordering::Relaxed))
+    }
+
+    pub fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Cancellation is how a request is run, not what it asks: two requests asking the same
+/// are equal whatever their cancellation.
+impl PartialEq for Cancel {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl GenerationRequest {
@@ -49,6 +94,7 @@ impl GenerationRequest {
             top_p: None,
             stop_sequences: Vec::new(),
             seed: 0,
+            cancel: Cancel::default(),
         }
     }
 }

@@ -12,7 +12,7 @@ mod stop;
 
 pub use citations::{CitationMarkers, Cited, CitedPart, cite};
 pub use generator::{
-    FinishReason, GenerateError, Generation, GenerationRequest, Generator, Message, Role,
+    Cancel, FinishReason, GenerateError, Generation, GenerationRequest, Generator, Message, Role,
 };
 pub use gguf_llama::GgufLlama;
 pub use openai::{OpenAiConfig, OpenAiGenerator};

@@ -98,6 +98,14 @@ impl Generator for OpenAiGenerator {
         let body = self.body(request);
         let mut last = String::new();
         for attempt in 0..=self.config.max_retries {
+            if request.cancel.is_cancelled() {
+                return Ok(Generation {
+                    text: String::new(),
+                    finish: FinishReason::Cancelled,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                });
+            }
             match self.attempt(&body, request, on_text)? {
                 Attempt::Done(g) => return Ok(g),
                 Attempt::Transient(reason, wait) => {
@@ -162,6 +170,12 @@ impl OpenAiGenerator {
         let mut out = Collected::default();
         let result = if is_stream {
             read_events(reader, &mut |delta, finish| {
+                if request.cancel.is_cancelled() {
+                    // Dropping the response closes the connection: the server stops too.
+                    out.finish = Some(FinishReason::Cancelled);
+                    out.stopped = true;
+                    return ControlFlow::Break(());
+                }
                 out.take(delta, finish, &mut stops, on_text)
             })
         } else {

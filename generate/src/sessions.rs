@@ -16,6 +16,10 @@ pub struct Turn {
 
 #[derive(Serialize, Deserialize)]
 struct SessionFile {
+    /// Who may continue it (the server writes `access key/knowledge base id`); others are
+    /// told it does not exist.
+    #[serde(default)]
+    owner: String,
     turns: Vec<Turn>,
 }
 
@@ -63,17 +67,27 @@ impl SessionStore {
         modified.elapsed().is_ok_and(|age| age > self.idle)
     }
 
-    /// Starts a session and returns its id (forgetting sessions idle for too long).
-    pub fn create(&self) -> Result<String, SessionError> {
+    /// Starts a session belonging to `owner` and returns its id (forgetting sessions idle
+    /// for too long).
+    pub fn create(&self, owner: &str) -> Result<String, SessionError> {
         std::fs::create_dir_all(&self.dir)?;
         self.sweep();
         let id = quarry_core::ids::random_uuid();
-        self.write_turns(&id, &[])?;
+        self.write(&id, owner, &[])?;
         Ok(id)
     }
 
-    /// The turns of a live session; an unknown or expired id is an error.
-    pub fn turns(&self, id: &str) -> Result<Vec<Turn>, SessionError> {
+    /// The turns of a live session of `owner` (`None`: the operator, who may read any). An
+    /// unknown or expired id, or another owner's session, is the same error.
+    pub fn turns(&self, id: &str, owner: Option<&str>) -> Result<Vec<Turn>, SessionError> {
+        let file = self.read(id)?;
+        match owner {
+            Some(o) if o != file.owner => Err(SessionError::Unknown(id.into())),
+            _ => Ok(file.turns),
+        }
+    }
+
+    fn read(&self, id: &str) -> Result<SessionFile, SessionError> {
         if !valid_session_id(id) {
             return Err(SessionError::Unknown(id.into()));
         }
@@ -91,22 +105,27 @@ impl SessionStore {
         }
         let file: SessionFile = serde_json::from_slice(&std::fs::read(&path)?)
             .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-        Ok(file.turns)
+        Ok(file)
     }
 
-    /// Adds a finished turn to a session.
-    pub fn append(&self, id: &str, turn: Turn) -> Result<(), SessionError> {
+    /// Adds a finished turn to a session of `owner` (`None`: the operator).
+    pub fn append(&self, id: &str, owner: Option<&str>, turn: Turn) -> Result<(), SessionError> {
         let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let mut turns = self.turns(id)?;
+        let file = self.read(id)?;
+        if owner.is_some_and(|o| o != file.owner) {
+            return Err(SessionError::Unknown(id.into()));
+        }
+        let mut turns = file.turns;
         turns.push(turn);
         let start = turns.len().saturating_sub(MAX_TURNS);
-        self.write_turns(id, &turns[start..])
+        self.write(id, &file.owner, &turns[start..])
     }
 
-    fn write_turns(&self, id: &str, turns: &[Turn]) -> Result<(), SessionError> {
+    fn write(&self, id: &str, owner: &str, turns: &[Turn]) -> Result<(), SessionError> {
         let path = self.path(id);
         let tmp = path.with_extension("json.tmp");
         let body = serde_json::to_vec(&SessionFile {
+            owner: owner.to_owned(),
             turns: turns.to_vec(),
         })
         .map_err(std::io::Error::other)?;
@@ -146,13 +165,16 @@ mod tests {
     fn a_session_keeps_its_turns_in_order_across_store_instances() {
         let dir = std::env::temp_dir().join(format!("quarry-sessions-{}", fastrand::u64(..)));
         let store = SessionStore::new(&dir, Duration::from_secs(3600));
-        let id = store.create().unwrap();
+        let id = store.create("KEY/KB").unwrap();
         assert!(valid_session_id(&id));
-        assert!(store.turns(&id).unwrap().is_empty());
-        store.append(&id, turn("one")).unwrap();
-        store.append(&id, turn("two")).unwrap();
+        assert!(store.turns(&id, Some("KEY/KB")).unwrap().is_empty());
+        store.append(&id, Some("KEY/KB"), turn("one")).unwrap();
+        store.append(&id, None, turn("two")).unwrap();
         let again = SessionStore::new(&dir, Duration::from_secs(3600));
-        assert_eq!(again.turns(&id).unwrap(), vec![turn("one"), turn("two")]);
+        assert_eq!(
+            again.turns(&id, Some("KEY/KB")).unwrap(),
+            vec![turn("one"), turn("two")]
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -161,18 +183,47 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("quarry-sessions-{}", fastrand::u64(..)));
         let store = SessionStore::new(&dir, Duration::from_secs(3600));
         assert!(matches!(
-            store.turns("nope-123"),
+            store.turns("nope-123", None),
             Err(SessionError::Unknown(_))
         ));
         assert!(matches!(
-            store.turns("../../etc/passwd"),
+            store.turns("../../etc/passwd", None),
             Err(SessionError::Unknown(_))
         ));
-        let id = store.create().unwrap();
+        let id = store.create("KEY/KB").unwrap();
         let idle = SessionStore::new(&dir, Duration::ZERO);
         std::thread::sleep(Duration::from_millis(20));
-        assert!(matches!(idle.turns(&id), Err(SessionError::Unknown(_))));
+        assert!(matches!(
+            idle.turns(&id, None),
+            Err(SessionError::Unknown(_))
+        ));
         assert!(!dir.join(format!("session-{id}.json")).exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Any key that learned a session id could read its turns and add to them.
+    #[test]
+    fn a_session_answers_only_its_owner() {
+        let dir = std::env::temp_dir().join(format!("quarry-sessions-{}", fastrand::u64(..)));
+        let store = SessionStore::new(&dir, Duration::from_secs(3600));
+        let id = store.create("KEYA/KB1").unwrap();
+        store.append(&id, Some("KEYA/KB1"), turn("secret")).unwrap();
+        for other in ["KEYB/KB1", "KEYA/KB2"] {
+            let read = store.turns(&id, Some(other)).unwrap_err();
+            let unknown = store.turns("never-made", Some(other)).unwrap_err();
+            assert_eq!(
+                read.to_string().replace(&id, "ID"),
+                unknown.to_string().replace("never-made", "ID")
+            );
+            assert!(matches!(
+                store.append(&id, Some(other), turn("intrusion")),
+                Err(SessionError::Unknown(_))
+            ));
+        }
+        assert_eq!(
+            store.turns(&id, Some("KEYA/KB1")).unwrap(),
+            vec![turn("secret")]
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -73,7 +73,7 @@ pub fn run(config_path: &Path, args: AskArgs) -> anyhow::Result<ExitCode> {
         Duration::from_secs(config.server.session_idle_minutes * 60),
     );
     let history = match &args.session {
-        Some(id) => sessions.turns(id)?,
+        Some(id) => sessions.turns(id, None)?,
         None => Vec::new(),
     };
     let kb = KnowledgeBase::open(&config, &args.kb)?;
@@ -89,6 +89,7 @@ pub fn run(config_path: &Path, args: AskArgs) -> anyhow::Result<ExitCode> {
             temperature: args.temperature,
             ..Inference::default()
         },
+        cancel: Default::default(),
     };
     let vector = kb
         .embedder
@@ -106,10 +107,11 @@ pub fn run(config_path: &Path, args: AskArgs) -> anyhow::Result<ExitCode> {
     })?;
     let session_id = match args.session {
         Some(id) => id,
-        None => sessions.create()?,
+        None => sessions.create(&format!("local/{}", kb.id()))?,
     };
     sessions.append(
         &session_id,
+        None,
         Turn {
             question: args.question,
             answer: answer.text.clone(),

@@ -52,6 +52,8 @@ pub struct Question {
     pub search_type: SearchType,
     pub template: Option<String>,
     pub inference: Inference,
+    /// When to stop generating (the caller left, a deadline, shutdown).
+    pub cancel: quarry_generate::Cancel,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +135,7 @@ pub fn prepare(
         top_p: inference.top_p,
         stop_sequences: inference.stop_sequences.clone(),
         seed: fastrand::u64(..),
+        cancel: question.cancel.clone(),
     };
     Ok(Prepared {
         hits,

@@ -21,6 +21,9 @@ pub enum ApiError {
     /// A service the request needs (the generation backend) failed.
     #[error("{0}")]
     DependencyFailed(String),
+    /// The client did not send its request in time.
+    #[error("{0}")]
+    RequestTimeout(String),
 }
 
 impl ApiError {
@@ -33,6 +36,7 @@ impl ApiError {
             Self::Throttling(_) => "ThrottlingException",
             Self::Internal(_) => "InternalServerException",
             Self::DependencyFailed(_) => "DependencyFailedException",
+            Self::RequestTimeout(_) => "RequestTimeoutException",
         }
     }
 
@@ -45,6 +49,7 @@ impl ApiError {
             Self::Throttling(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::DependencyFailed(_) => StatusCode::FAILED_DEPENDENCY,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 

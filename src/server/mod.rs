@@ -7,13 +7,13 @@
 mod auth;
 mod encoder;
 mod error;
-mod eventstream;
+mod grants;
 mod jobs;
+mod listener;
 mod metrics;
 mod registry;
 mod routes;
 mod schedule;
-mod sigv4;
 mod state;
 mod watchers;
 
@@ -31,7 +31,9 @@ use quarry_core::config::Config;
 
 use self::auth::{Auth, Principal};
 use self::error::ApiError;
+use self::grants::Grants;
 use self::jobs::JobManager;
+use self::listener::{Limits, Tls};
 use self::metrics::Metrics;
 use self::registry::Registry;
 use self::state::AppState;
@@ -42,7 +44,24 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let local = listener.local_addr()?;
-    let auth = Auth::from_config(&config.server, local.ip().is_loopback())?;
+    let auth = Auth::from_config(
+        &config.server,
+        &config.s3.allowed_buckets,
+        local.ip().is_loopback(),
+    )?;
+    let tls = match &config.server.tls {
+        Some(t) => Some(Tls::load(t.cert.clone(), t.key.clone())?),
+        None => None,
+    };
+    let metrics_listener = match &config.server.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("metrics_listen: cannot listen on {address}"))?,
+        ),
+        None => None,
+    };
+    let limits = config.server.limits.clone();
     let metrics = Arc::new(Metrics::default());
     let jobs = JobManager::new(
         config.server.data_dir.clone(),
@@ -60,14 +79,33 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || Registry::open(config, metrics)).await??
     };
+    let grants = {
+        let known: Vec<(String, String)> = registry
+            .all()
+            .iter()
+            .map(|e| (e.kb.id().to_owned(), e.kb.name().to_owned()))
+            .collect();
+        Grants::load(
+            &registry.config.server.access_keys,
+            &known,
+            registry.config.server.data_dir.join("access-grants.json"),
+        )?
+    };
     let state = Arc::new(AppState {
         registry,
         jobs,
         auth,
+        grants,
         metrics,
         generators,
         sessions,
         shutting_down: Default::default(),
+        generation_slots: Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_generations,
+        )),
+        document_slots: Arc::new(tokio::sync::Semaphore::new(
+            limits.max_concurrent_document_requests,
+        )),
     });
     resume_jobs(&state);
     tokio::spawn(schedule::run(state.clone()));
@@ -77,12 +115,30 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         state.clone(),
         auth::authenticate,
     ));
-    let app = Router::new()
-        .merge(api)
-        .route("/metrics", get(metrics_text))
+    let mut app = Router::new().merge(api);
+    if let Some(metrics_listener) = metrics_listener {
+        let metrics_app = Router::new()
+            .route("/metrics", get(metrics_text))
+            .with_state(state.clone());
+        eprintln!(
+            "quarry: /metrics on http://{}",
+            metrics_listener.local_addr()?
+        );
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics_listener, metrics_app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    } else {
+        app = app.route("/metrics", get(metrics_text));
+    }
+    let app = app
         .fallback(|| async { ApiError::NotFound("no such operation".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state.clone());
+    if let Some(tls) = &tls {
+        tls.reload_on_sighup()?;
+    }
 
     if state.auth.is_open() {
         eprintln!(
@@ -93,20 +149,26 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
             "quarry: requests must be signed with AWS SigV4 (service \"bedrock\") by a configured access key"
         );
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "quarry: serving {} knowledge bases on http://{local}",
+        "quarry: serving {} knowledge bases on {scheme}://{local}",
         state.registry.all().len()
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let limits = Limits {
+        max_connections: limits.max_connections.max(1),
+        header_timeout: std::time::Duration::from_secs(limits.header_timeout_secs.max(1)),
+    };
+    let stopping = state.shutting_down.clone();
+    listener::serve(listener, app, limits, tls, async move {
+        shutdown_signal().await;
+        // Generations and pollers see this at once; connections then get their grace.
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+    })
+    .await;
     eprintln!("quarry: shutting down; stopping running ingestion jobs");
-    state
-        .shutting_down
-        .store(true, std::sync::atomic::Ordering::Relaxed);
     let state_for_jobs = state.clone();
     tokio::task::spawn_blocking(move || state_for_jobs.jobs.shutdown()).await?;
     Ok(())

@@ -46,6 +46,8 @@ pub struct Registry {
     entries: RwLock<BTreeMap<String, Arc<KbEntry>>>,
     metrics: Arc<Metrics>,
     started_at: DateTime<Utc>,
+    /// Held by create, update and delete, so a name's check and its use are one step.
+    writing: std::sync::Mutex<()>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -64,6 +66,7 @@ impl Registry {
             entries: Default::default(),
             metrics,
             started_at: Utc::now(),
+            writing: Default::default(),
         };
         for kb in registry.config.knowledge_bases.clone() {
             registry.insert(kb, false, registry.started_at)?;
@@ -151,14 +154,26 @@ impl Registry {
             .is_some_and(|m| m.is_embedding())
     }
 
+    /// Names are unique, and no name is another knowledge base's id, so a name always
+    /// means one knowledge base.
+    fn check_name_free(&self, name: &str, except_id: Option<&str>) -> ApiResult<()> {
+        let taken = self
+            .all()
+            .into_iter()
+            .any(|e| Some(e.kb.id()) != except_id && (e.kb.name() == name || e.kb.id() == name));
+        if taken {
+            Err(ApiError::Conflict(format!(
+                "a knowledge base named {name} already exists"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Adds a knowledge base made through the API and records it.
     pub fn create(&self, kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
-        if self.all().iter().any(|e| e.kb.name() == kb.name.get_ref()) {
-            return Err(ApiError::Conflict(format!(
-                "a knowledge base named {} already exists",
-                kb.name.get_ref()
-            )));
-        }
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_name_free(kb.name.get_ref(), None)?;
         let entry = self
             .insert(kb, true, Utc::now())
             .map_err(ApiError::internal)?;
@@ -169,12 +184,14 @@ impl Registry {
     /// Replaces an API-made knowledge base's configuration (name, description, data
     /// sources), keeping its store and ledger.
     pub fn update(&self, id: &str, kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.get(id)?;
         if !old.from_api {
             return Err(ApiError::Validation(format!(
                 "knowledge base {id} is declared in knowledge-bases.toml; change it there"
             )));
         }
+        self.check_name_free(kb.name.get_ref(), Some(id))?;
         let new = Arc::new(KbEntry {
             kb: Arc::new(old.kb.reconfigured(kb)),
             from_api: true,
@@ -192,6 +209,7 @@ impl Registry {
 
     /// Removes an API-made knowledge base and its data.
     pub fn delete(&self, id: &str) -> ApiResult<Arc<KbEntry>> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let entry = self.get(id)?;
         if !entry.from_api {
             return Err(ApiError::Validation(format!(

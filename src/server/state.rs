@@ -3,22 +3,50 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use tokio::sync::Semaphore;
+
 use quarry_generate::SessionStore;
 
-use super::auth::Auth;
+use super::auth::{Auth, Principal};
+use super::error::ApiResult;
+use super::grants::Grants;
 use super::jobs::JobManager;
 use super::metrics::Metrics;
-use super::registry::Registry;
+use super::registry::{KbEntry, Registry};
 use crate::rag::Generators;
 
 pub struct AppState {
     pub registry: Registry,
     pub jobs: JobManager,
     pub auth: Auth,
+    /// Which knowledge bases each access key may use, by id.
+    pub grants: Grants,
     pub metrics: Arc<Metrics>,
     /// RetrieveAndGenerate's backends, by model name.
     pub generators: Generators,
     pub sessions: SessionStore,
-    /// Set when the server is stopping, for threads that poll.
-    pub shutting_down: AtomicBool,
+    /// Set when the server is stopping, for threads that poll (and generations, which stop).
+    pub shutting_down: Arc<AtomicBool>,
+    /// Answers being generated at once (`[server.limits] max_concurrent_generations`).
+    pub generation_slots: Arc<Semaphore>,
+    /// Direct-ingestion requests worked on at once.
+    pub document_slots: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// The knowledge base a request names (by id or name), if its caller may use it. The
+    /// grant is checked before anything about the knowledge base is told: a caller without
+    /// it gets the same refusal whether the knowledge base exists or not.
+    pub fn knowledge_base(
+        &self,
+        principal: &Principal,
+        id_or_name: &str,
+    ) -> ApiResult<Arc<KbEntry>> {
+        match self.registry.get(id_or_name) {
+            Ok(entry) if principal.allows(entry.kb.id()) => Ok(entry),
+            Ok(_) => Err(principal.denied(id_or_name)),
+            Err(e) if principal.is_unrestricted() => Err(e),
+            Err(_) => Err(principal.denied(id_or_name)),
+        }
+    }
 }

@@ -27,7 +27,8 @@ class Server:
     """A scratch workspace (fixtures copied into docs/, a config with two access keys)
     and the server running on it."""
 
-    def __init__(self, extra_server_toml="", generated_docs=0, auth=True, extra_toml="", env=None):
+    def __init__(self, extra_server_toml="", generated_docs=0, auth=True, extra_toml="", env=None,
+                 extra_keys=""):
         self.env = env or {}
         self.dir = tempfile.mkdtemp(prefix="quarry-boto3-")
         shutil.copytree(FIXTURES, os.path.join(self.dir, "docs"))
@@ -41,11 +42,13 @@ class Server:
 [[server.access_keys]]
 id = "{KEY_ID}"
 secret_env = "QUARRY_TEST_SECRET"
+knowledge_bases = ["*"]
 
 [[server.access_keys]]
 id = "{LIMITED_KEY_ID}"
 secret_env = "QUARRY_TEST_LIMITED_SECRET"
 knowledge_bases = ["bulk"]
+{extra_keys}
 """
         with open(os.path.join(self.dir, "knowledge-bases.toml"), "w") as f:
             f.write(f"""[server]
@@ -92,7 +95,7 @@ path = "bulk"
         )
         line = self.process.stdout.readline().decode()
         self.process.stdout.close()
-        if "http://" not in line:
+        if "://" not in line:
             raise RuntimeError(f"server did not start: {line!r}; see {self.dir}/server.log")
         self.url = line.strip().split(" on ")[-1]
 

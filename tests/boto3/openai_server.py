@@ -9,10 +9,13 @@ and behaves by the requested model name:
 - "fail": 500 to every request.
 - "denied": 401 with an OpenAI-style error body.
 - "midway": streams the start of an answer, then an error event.
+- "slow": streams 80 words, one every 0.25 s (20 s in all), and records in `slow_log` how
+  many it sent and whether its client hung up before the end.
 """
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -55,6 +58,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(500 if model == "fail" else 503, {"error": {"message": "the model is overloaded"}})
         if model == "denied":
             return self.send_json(401, {"error": {"message": "Incorrect API key provided"}})
+        if model == "slow":
+            return self.slow()
         text = answer_from(body["messages"])
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -80,10 +85,33 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+    def slow(self):
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        base = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "model": "slow"}
+        sent, hung_up = 0, False
+        try:
+            for i in range(80):
+                chunk = {**base, "choices": [{"index": 0, "delta": {"content": f"w{i} "}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+                sent += 1
+                time.sleep(0.25)
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            hung_up = True
+        with self.server.lock:
+            self.server.slow_log.append({"sent": sent, "hung_up": hung_up, "ended": time.time()})
+        self.close_connection = True
+
+
 class OpenAiServer:
     def __init__(self):
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.requests = []
+        self.httpd.slow_log = []
         self.httpd.lock = threading.Lock()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -92,6 +120,10 @@ class OpenAiServer:
     def requests(self, model):
         with self.httpd.lock:
             return [r for r in self.httpd.requests if r["body"].get("model") == model]
+
+    def slow_log(self):
+        with self.httpd.lock:
+            return list(self.httpd.slow_log)
 
     def close(self):
         self.httpd.shutdown()

@@ -25,24 +25,6 @@ macro_rules! vector_store_suite {
             reopening_keeps_everything, recall_against_brute_force,
             selective_and_broad_filters_stay_correct, wrong_dimension_is_refused);
     };
-    // The same tests, ignored with a reason (a store whose server is not available here).
-    (ignored $reason:literal; $open:expr) => {
-        $crate::vector_store_suite!(@ignored $reason; $open;
-            search_ranks_by_cosine, upsert_replaces_by_id, delete_removes_one_document,
-            metadata_update_keeps_vectors, filters_follow_bedrock_semantics,
-            reopening_keeps_everything, recall_against_brute_force,
-            selective_and_broad_filters_stay_correct, wrong_dimension_is_refused);
-    };
-    (@ignored $reason:literal; $open:expr; $($name:ident),*) => {
-        $(
-            #[test]
-            #[ignore = $reason]
-            fn $name() {
-                let dir = tempfile::tempdir().unwrap();
-                $crate::suite::$name(&$open, dir.path());
-            }
-        )*
-    };
     (@tests $open:expr; $($name:ident),*) => {
         $(
             #[test]

@@ -1,9 +1,9 @@
 //! The README's filter-semantics table (operator × store), from the shared suite's filter
-//! cases run on every store available here: `hnsw` always, `pgvector` with QUARRY_TEST_PG_URL
-//! (`make test` sets it), `qdrant` with QDRANT_URL. Prints the table and writes it to
-//! `target/filter-semantics.md`; fails if any available store disagrees with Bedrock.
+//! cases run on every store: `hnsw`, `pgvector` at QUARRY_TEST_PG_URL and `qdrant` at
+//! QDRANT_URL (`make test` starts both servers). Prints the table and writes it to
+//! `target/filter-semantics.md`; fails if any store disagrees with Bedrock.
 //!
-//! `scripts/with-postgres.py -- cargo test -p quarry-vectorstores --test filter_table -- --nocapture`
+//! `scripts/with-postgres.py -- scripts/with-qdrant.py -- cargo test -p quarry-vectorstores --test filter_table -- --nocapture`
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,9 +33,14 @@ fn filter_semantics_table() {
             Box::new(HnswStore::open(dir, dim, HnswParams::default()).unwrap())
         }),
     )];
-    let mut absent = Vec::new();
-    match std::env::var("QUARRY_TEST_PG_URL") {
-        Ok(url) => stores.push((
+    let required = |var: &str| {
+        std::env::var(var).unwrap_or_else(|_| {
+            panic!("{var} is not set: run with `make test`, which starts PostgreSQL and Qdrant")
+        })
+    };
+    {
+        let url = required("QUARRY_TEST_PG_URL");
+        stores.push((
             "pgvector",
             Box::new(move |dir: &Path, dim: usize| -> Box<dyn VectorStore> {
                 let config = PgVectorConfig {
@@ -46,11 +51,11 @@ fn filter_semantics_table() {
                 };
                 Box::new(PgVectorStore::open(&config, dim).unwrap())
             }),
-        )),
-        Err(_) => absent.push("pgvector (QUARRY_TEST_PG_URL not set)"),
+        ));
     }
-    match std::env::var("QDRANT_URL") {
-        Ok(url) => stores.push((
+    {
+        let url = required("QDRANT_URL");
+        stores.push((
             "qdrant",
             Box::new(move |dir: &Path, dim: usize| -> Box<dyn VectorStore> {
                 let config = QdrantConfig {
@@ -62,8 +67,7 @@ fn filter_semantics_table() {
                 };
                 Box::new(QdrantStore::open(&config, dim).unwrap())
             }),
-        )),
-        Err(_) => absent.push("qdrant (QDRANT_URL not set; no server can be installed here)"),
+        ));
     }
     // Operator → store → all of that operator's cases passed.
     let mut table: BTreeMap<String, BTreeMap<&str, bool>> = BTreeMap::new();
@@ -100,9 +104,6 @@ fn filter_semantics_table() {
             .map(|n| if row[n] { "✓" } else { "✗" })
             .collect();
         md.push_str(&format!("| `{operator}` | {} |\n", cells.join(" | ")));
-    }
-    for store in &absent {
-        md.push_str(&format!("\nnot run: {store}"));
     }
     println!("{md}");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/filter-semantics.md");

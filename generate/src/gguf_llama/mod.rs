@@ -217,11 +217,20 @@ impl Generator for GgufLlama {
         let mut sampler = LogitsProcessor::from_sampling(request.seed, sampling);
         let mut stops = StopScanner::new(&request.stop_sequences);
 
+        let cancelled = || Generation {
+            text: String::new(),
+            finish: FinishReason::Cancelled,
+            prompt_tokens: prompt_ids.len(),
+            completion_tokens: 0,
+        };
         let mut model = loaded.model.lock().unwrap_or_else(|p| p.into_inner());
         model.clear_kv_cache();
         let started = Instant::now();
         let mut logits = None;
         for (i, chunk) in prompt_ids.chunks(PREFILL_CHUNK).enumerate() {
+            if request.cancel.is_cancelled() {
+                return Ok(cancelled());
+            }
             let input = Tensor::new(chunk, &Device::Cpu)
                 .and_then(|t| t.unsqueeze(0))
                 .map_err(backend)?;
@@ -234,6 +243,10 @@ impl Generator for GgufLlama {
         let mut text = String::new();
         let mut finish = FinishReason::Length;
         while generated.len() < max_tokens {
+            if request.cancel.is_cancelled() {
+                finish = FinishReason::Cancelled;
+                break;
+            }
             let mut l = logits
                 .squeeze(0)
                 .and_then(|t| t.to_dtype(candle_core::DType::F32))

@@ -2,6 +2,7 @@
 //! naming the field when they do not fit.
 
 use axum::body::Bytes;
+use quarry_protocol::page_token::{offset_token, parse_offset_token};
 use serde::de::DeserializeOwned;
 
 use crate::server::error::{ApiError, ApiResult};
@@ -28,12 +29,9 @@ pub fn page<T: Clone>(
 ) -> ApiResult<(Vec<T>, Option<String>)> {
     let start = match next_token {
         None => 0,
-        Some(t) => t
-            .strip_prefix("offset-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| {
-                ApiError::Validation(format!("nextToken {t:?} is not one this server issued"))
-            })?,
+        Some(t) => parse_offset_token(t, items.len()).ok_or_else(|| {
+            ApiError::Validation(format!("nextToken {t:?} is not one this server issued"))
+        })?,
     };
     let size = max_results.unwrap_or(1000);
     if !(1..=1000).contains(&size) {
@@ -41,12 +39,12 @@ pub fn page<T: Clone>(
             "maxResults must be between 1 and 1000, got {size}"
         )));
     }
-    let end = (start + size).min(items.len());
+    let end = start.saturating_add(size).min(items.len());
     let page = items
         .get(start.min(items.len())..end)
         .unwrap_or_default()
         .to_vec();
-    let next = (end < items.len()).then(|| format!("offset-{end}"));
+    let next = (end < items.len()).then(|| offset_token(end));
     Ok((page, next))
 }
 
@@ -63,4 +61,40 @@ pub fn paged(
         out["nextToken"] = serde_json::json!(n);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `offset-18446744073709551615` wrapped `start + size` (and panicked in debug builds).
+    #[test]
+    fn list_tokens_are_checked_numbers() {
+        let items: Vec<u32> = (0..5).collect();
+        let (first, next) = page(&items, Some(2), None).unwrap();
+        assert_eq!(first, vec![0, 1]);
+        let (second, _) = page(&items, Some(2), next.as_deref()).unwrap();
+        assert_eq!(second, vec![2, 3]);
+        for bad in [
+            "offset-18446744073709551615",
+            "offset-99999999999999999999999",
+            "offset-6",
+            "offset--1",
+            "offset-+1",
+            "offset-",
+            "nonsense",
+        ] {
+            assert!(
+                matches!(
+                    page(&items, Some(2), Some(bad)),
+                    Err(ApiError::Validation(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            page(&items, Some(usize::MAX), None),
+            Err(ApiError::Validation(_))
+        ));
+    }
 }

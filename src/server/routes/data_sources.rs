@@ -34,9 +34,7 @@ pub(super) fn knowledge_base(
     principal: &Principal,
     kb: &str,
 ) -> ApiResult<Arc<KbEntry>> {
-    let entry = state.registry.get(kb)?;
-    principal.check(entry.kb.id(), entry.kb.name())?;
-    Ok(entry)
+    state.knowledge_base(principal, kb)
 }
 
 pub async fn list(
@@ -218,6 +216,8 @@ fn chunking_config(c: ChunkingConfiguration) -> ApiResult<ChunkingConfig> {
 
 /// A data source's configuration from a Create/UpdateDataSource request.
 fn data_source_config(
+    state: &AppState,
+    principal: &Principal,
     entry: &KbEntry,
     id: ResourceId,
     req: DataSourceRequest,
@@ -233,16 +233,23 @@ fn data_source_config(
     let s3 = c.s3_configuration.ok_or_else(|| {
         ApiError::Validation("dataSourceConfiguration.s3Configuration is required".into())
     })?;
-    let bucket = s3
-        .bucket_arn
-        .strip_prefix("arn:aws:s3:::")
-        .filter(|b| !b.is_empty() && !b.contains('/'))
-        .ok_or_else(|| {
-            ApiError::Validation(format!(
-                "bucketArn {:?} must look like arn:aws:s3:::BUCKET",
-                s3.bucket_arn
-            ))
-        })?;
+    let bucket = s3.bucket_arn.strip_prefix("arn:aws:s3:::").ok_or_else(|| {
+        ApiError::Validation(format!(
+            "bucketArn {:?} must look like arn:aws:s3:::BUCKET",
+            s3.bucket_arn
+        ))
+    })?;
+    if let Some(problem) = quarry_core::ids::bucket_name_problem(bucket) {
+        return Err(ApiError::Validation(format!(
+            "dataSourceConfiguration.s3Configuration.bucketArn: {problem}"
+        )));
+    }
+    if !state.auth.may_read_bucket(principal, bucket) {
+        return Err(ApiError::AccessDenied(format!(
+            "access key {} may not read bucket {bucket}: list it in [s3] allowed_buckets or the key's buckets",
+            principal.name()
+        )));
+    }
     let chunking = match req
         .vector_ingestion_configuration
         .and_then(|v| v.chunking_configuration)
@@ -303,7 +310,7 @@ pub async fn create(
             req.name
         )));
     }
-    let ds = data_source_config(&entry, ResourceId::random(), req)?;
+    let ds = data_source_config(&state, &principal, &entry, ResourceId::random(), req)?;
     let mut config = entry.kb.config.clone();
     config.data_sources.push(ds.clone());
     let id = entry.kb.id().to_owned();
@@ -325,7 +332,7 @@ pub async fn update(
     let old = entry.data_source(&ds_id)?.clone();
     api_made(&entry)?;
     let req: DataSourceRequest = json(&body)?;
-    let ds = data_source_config(&entry, old.id.get_ref().clone(), req)?;
+    let ds = data_source_config(&state, &principal, &entry, old.id.get_ref().clone(), req)?;
     let mut config = entry.kb.config.clone();
     for d in &mut config.data_sources {
         if d.id.get_ref() == ds.id.get_ref() {

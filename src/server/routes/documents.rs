@@ -265,10 +265,21 @@ async fn with_target<T: Send + 'static>(
     + Send
     + 'static,
 ) -> ApiResult<T> {
+    let slot = state
+        .document_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::Throttling(format!(
+                "{} document requests are being worked on already (max_concurrent_document_requests); retry later",
+                state.registry.config.server.limits.max_concurrent_document_requests
+            ))
+        })?;
     let s3 = state.registry.config.s3.clone();
     let max_document_bytes = state.registry.config.server.max_document_bytes;
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
+        let _slot = slot;
         let result = (|| -> ApiResult<T> {
             let source = source_for(&ds, &s3).map_err(ApiError::internal)?;
             let chunker = kb.chunker(&ds).map_err(ApiError::internal)?;

@@ -60,7 +60,7 @@ pub async fn receive(
         };
         let mut matched = false;
         for entry in state.registry.all() {
-            if principal.check(entry.kb.id(), entry.kb.name()).is_err() {
+            if !principal.allows(entry.kb.id()) {
                 continue;
             }
             for ds in &entry.kb.config.data_sources {

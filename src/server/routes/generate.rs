@@ -7,25 +7,27 @@
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use quarry_generate::{Generator, SessionError, Turn, check_template, valid_session_id};
+use quarry_generate::{Cancel, Generator, SessionError, Turn, check_template, valid_session_id};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::body::json;
 use super::search_config::{RetrievalConfiguration, SearchSettings};
 use crate::rag::{self, Inference, Prepared, Question, RagError};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
-use crate::server::eventstream;
 use crate::server::registry::KbEntry;
 use crate::server::state::AppState;
+use quarry_protocol::eventstream;
 
 pub const SESSION_HEADER: &str = "x-amzn-bedrock-knowledge-base-session-id";
 const MAX_INPUT_CHARS: usize = 1000;
@@ -154,6 +156,39 @@ struct Ready {
     generator: Arc<dyn Generator>,
     question: Question,
     session_id: String,
+    /// Whose session it is: `access key/knowledge base id`.
+    owner: String,
+    /// One of the server's generation slots, held until the answer is done.
+    _slot: OwnedSemaphorePermit,
+    /// Set when the caller goes away (see [`CancelOnDrop`]).
+    caller_gone: Arc<AtomicBool>,
+    timeout: Duration,
+}
+
+/// Sets its flag when dropped: held by the request's future (or its response stream), it
+/// tells the generation that nobody is waiting for the answer any more.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Why an answer was cut off, when it was not the caller leaving.
+fn cut_off(state: &AppState, ready: &Ready, cancel: &Cancel) -> Option<ApiError> {
+    if cancel.timed_out() {
+        Some(ApiError::DependencyFailed(format!(
+            "the answer took longer than the server's limit of {} s (generation_timeout_secs) and was cut off",
+            ready.timeout.as_secs()
+        )))
+    } else if state.shutting_down.load(Ordering::Relaxed) {
+        Some(ApiError::Throttling(
+            "the server is shutting down; retry on another replica or later".into(),
+        ))
+    } else {
+        None
+    }
 }
 
 fn session_error(e: SessionError) -> ApiError {
@@ -208,8 +243,8 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
             "{AT}.orchestrationConfiguration.queryTransformationConfiguration is not supported"
         )));
     }
-    let entry = state.registry.get(&kb_config.knowledge_base_id)?;
-    principal.check(entry.kb.id(), entry.kb.name())?;
+    let entry = state.knowledge_base(principal, &kb_config.knowledge_base_id)?;
+    let owner = format!("{}/{}", principal.name(), entry.kb.id());
     let generator = state
         .generators
         .for_arn(&kb_config.model_arn)
@@ -251,11 +286,31 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
                     "sessionId {id:?} must be 2 to 100 of [0-9a-zA-Z._:-]"
                 )));
             }
-            let history = state.sessions.turns(&id).map_err(session_error)?;
+            let history = state
+                .sessions
+                .turns(&id, Some(&owner))
+                .map_err(session_error)?;
             (id, history)
         }
         None => (String::new(), Vec::new()),
     };
+    let limits = &state.registry.config.server.limits;
+    let slot = state
+        .generation_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::Throttling(format!(
+                "{} answers are being generated already (max_concurrent_generations); retry later",
+                limits.max_concurrent_generations
+            ))
+        })?;
+    let timeout = Duration::from_secs(limits.generation_timeout_secs);
+    let caller_gone = Arc::new(AtomicBool::new(false));
+    let cancel = Cancel::default()
+        .on(caller_gone.clone())
+        .on(state.shutting_down.clone())
+        .until(Instant::now() + timeout);
     Ok(Ready {
         entry,
         model: rag::model_name(&kb_config.model_arn).to_string(),
@@ -268,8 +323,13 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
             search_type: search.search_type,
             template,
             inference,
+            cancel,
         },
         session_id,
+        owner,
+        _slot: slot,
+        caller_gone,
+        timeout,
     })
 }
 
@@ -291,7 +351,7 @@ async fn prepared(state: &AppState, mut ready: Ready) -> ApiResult<(Ready, Prepa
     ready.question = question;
     let prepared = prepared.map_err(rag_error)?;
     if ready.session_id.is_empty() {
-        ready.session_id = state.sessions.create().map_err(session_error)?;
+        ready.session_id = state.sessions.create(&ready.owner).map_err(session_error)?;
     }
     Ok((ready, prepared))
 }
@@ -305,7 +365,10 @@ fn remember(state: &AppState, ready: &Ready, answer: &rag::Answer) {
         question: ready.question.text.clone(),
         answer: answer.text.clone(),
     };
-    if let Err(e) = state.sessions.append(&ready.session_id, turn) {
+    if let Err(e) = state
+        .sessions
+        .append(&ready.session_id, Some(&ready.owner), turn)
+    {
         tracing::warn!(session = %ready.session_id, error = %e, "could not record the turn");
     }
 }
@@ -316,8 +379,11 @@ pub async fn retrieve_and_generate(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let ready = ready(&state, &principal, &body).await?;
+    // Dropped with this future when the client hangs up: the generation then stops.
+    let _gone = CancelOnDrop(ready.caller_gone.clone());
     let (ready, prepared) = prepared(&state, ready).await?;
     let generator = ready.generator.clone();
+    let cancel = ready.question.cancel.clone();
     let answer = tokio::task::spawn_blocking(move || {
         rag::generate(prepared, generator.as_ref(), &mut |_| {
             ControlFlow::Continue(())
@@ -326,6 +392,9 @@ pub async fn retrieve_and_generate(
     .await
     .map_err(ApiError::internal)?
     .map_err(rag_error)?;
+    if let Some(e) = cut_off(&state, &ready, &cancel) {
+        return Err(e);
+    }
     remember(&state, &ready, &answer);
     Ok(Json(answer.into_response(&ready.session_id)))
 }
@@ -343,9 +412,23 @@ fn exception_name(e: &ApiError) -> String {
     name[..1].to_ascii_lowercase() + &name[1..]
 }
 
+/// A framed event, or, for one too large to frame, an exception saying so.
+fn framed(message: Result<Vec<u8>, eventstream::FrameError>) -> Vec<u8> {
+    message.unwrap_or_else(|e| {
+        eventstream::exception(
+            "internalServerException",
+            &format!("cannot frame the event: {e}"),
+        )
+        .expect("a short exception always frames")
+    })
+}
+
 fn frame(event: StreamEvent) -> Vec<Vec<u8>> {
     match event {
-        StreamEvent::Text(text) => vec![eventstream::event("output", &json!({ "text": text }))],
+        StreamEvent::Text(text) => vec![framed(eventstream::event(
+            "output",
+            &json!({ "text": text }),
+        ))],
         StreamEvent::Citations(citations) => citations
             .into_iter()
             .map(|c| {
@@ -355,10 +438,13 @@ fn frame(event: StreamEvent) -> Vec<Vec<u8>> {
                         p.insert(k.clone(), v.clone());
                     }
                 }
-                eventstream::event("citation", &payload)
+                framed(eventstream::event("citation", &payload))
             })
             .collect(),
-        StreamEvent::Failed(e) => vec![eventstream::exception(&exception_name(&e), &e.to_string())],
+        StreamEvent::Failed(e) => vec![framed(eventstream::exception(
+            &exception_name(&e),
+            &e.to_string(),
+        ))],
     }
 }
 
@@ -368,18 +454,25 @@ pub async fn retrieve_and_generate_stream(
     body: Bytes,
 ) -> ApiResult<Response> {
     let ready = ready(&state, &principal, &body).await?;
+    // Moves into the response stream below; dropped when the client hangs up.
+    let gone = CancelOnDrop(ready.caller_gone.clone());
     let (ready, prepared) = prepared(&state, ready).await?;
     let session_id = ready.session_id.clone();
     let (tx, mut rx) = mpsc::channel::<StreamEvent>(64);
     let worker_state = state.clone();
     tokio::task::spawn_blocking(move || {
         let generator = ready.generator.clone();
+        let cancel = ready.question.cancel.clone();
         let result = rag::generate(prepared, generator.as_ref(), &mut |piece| {
             match tx.blocking_send(StreamEvent::Text(piece.to_string())) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()), // the client went away
             }
         });
+        if let Some(e) = cut_off(&worker_state, &ready, &cancel) {
+            let _ = tx.blocking_send(StreamEvent::Failed(e));
+            return;
+        }
         match result {
             Ok(answer) => {
                 remember(&worker_state, &ready, &answer);
@@ -396,7 +489,7 @@ pub async fn retrieve_and_generate_stream(
         Some(event) => event,
         None => return Err(ApiError::internal("the generation ended without an answer")),
     };
-    let frames = futures_frames(first, rx);
+    let frames = futures_frames(first, rx, gone);
     let mut response = Body::from_stream(frames).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -414,10 +507,12 @@ pub async fn retrieve_and_generate_stream(
 fn futures_frames(
     first: StreamEvent,
     rx: mpsc::Receiver<StreamEvent>,
+    gone: CancelOnDrop,
 ) -> impl tokio_stream::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     use tokio_stream::StreamExt;
     let rest = tokio_stream::wrappers::ReceiverStream::new(rx);
-    tokio_stream::once(first)
-        .chain(rest)
-        .map(|event| Ok(Bytes::from(frame(event).concat())))
+    tokio_stream::once(first).chain(rest).map(move |event| {
+        let _held = &gone; // lives as long as the stream
+        Ok(Bytes::from(frame(event).concat()))
+    })
 }

@@ -125,7 +125,18 @@ pub async fn create(
     check_description(&req.description)?;
     let model = model_of(&state, &req)?;
     let id = ResourceId::random();
-    principal.check(id.as_str(), &req.name)?;
+    if !principal.is_unrestricted()
+        && !principal
+            .access_key_id
+            .as_deref()
+            .is_some_and(|key| state.grants.may_create(key, &req.name))
+    {
+        return Err(ApiError::AccessDenied(format!(
+            "access key {} may not create a knowledge base named {}: its knowledge_bases line does not name it",
+            principal.name(),
+            req.name
+        )));
+    }
     let config = KnowledgeBaseConfig {
         id: Spanned::new(0..0, id),
         name: Spanned::new(0..0, req.name),
@@ -134,9 +145,16 @@ pub async fn create(
         vector_store: VectorStoreConfig::Hnsw,
         data_sources: Vec::new(),
     };
-    let entry = tokio::task::spawn_blocking(move || state.registry.create(config))
-        .await
-        .map_err(ApiError::internal)??;
+    let entry = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.registry.create(config))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    state
+        .grants
+        .created(entry.kb.id(), entry.kb.name())
+        .map_err(ApiError::internal)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "knowledgeBase": shapes::knowledge_base(&entry) })),
@@ -153,7 +171,7 @@ pub async fn list(
         .registry
         .all()
         .iter()
-        .filter(|e| principal.check(e.kb.id(), e.kb.name()).is_ok())
+        .filter(|e| principal.allows(e.kb.id()))
         .map(|e| shapes::knowledge_base_summary(e))
         .collect();
     Ok(Json(paged(
@@ -169,8 +187,7 @@ pub async fn get(
     Path(kb): Path<String>,
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<Value>> {
-    let entry = state.registry.get(&kb)?;
-    principal.check(entry.kb.id(), entry.kb.name())?;
+    let entry = state.knowledge_base(&principal, &kb)?;
     Ok(Json(
         json!({ "knowledgeBase": shapes::knowledge_base(&entry) }),
     ))
@@ -182,8 +199,7 @@ pub async fn update(
     Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let entry = state.registry.get(&kb)?;
-    principal.check(entry.kb.id(), entry.kb.name())?;
+    let entry = state.knowledge_base(&principal, &kb)?;
     let req: KnowledgeBaseRequest = json(&body)?;
     valid_name(&req.name)?;
     check_description(&req.description)?;
@@ -211,8 +227,7 @@ pub async fn delete(
     Path(kb): Path<String>,
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let entry = state.registry.get(&kb)?;
-    principal.check(entry.kb.id(), entry.kb.name())?;
+    let entry = state.knowledge_base(&principal, &kb)?;
     let id = entry.kb.id().to_owned();
     if entry
         .kb

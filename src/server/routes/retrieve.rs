@@ -43,8 +43,7 @@ pub async fn retrieve(
     Extension(principal): Extension<Principal>,
     body: Bytes,
 ) -> ApiResult<Json<RetrieveResponse>> {
-    let entry = state.registry.get(&kb)?;
-    principal.check(entry.kb.id(), entry.kb.name())?;
+    let entry = state.knowledge_base(&principal, &kb)?;
     let req: RetrieveRequest = json(&body)?;
     if req.retrieval_query.image.is_some() || req.retrieval_query.kind.as_deref() == Some("IMAGE") {
         return Err(ApiError::Validation(
@@ -68,13 +67,9 @@ pub async fn retrieve(
     } = SearchSettings::from_request(req.retrieval_configuration, "retrievalConfiguration")?;
     let offset = match req.next_token.as_deref() {
         None => 0,
-        Some(t) => t
-            .strip_prefix("offset-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|&n| n < MAX_RESULTS)
-            .ok_or_else(|| {
-                ApiError::Validation(format!("nextToken {t:?} is not one this server issued"))
-            })?,
+        Some(t) => quarry_protocol::page_token::parse_offset_token(t, MAX_RESULTS - 1).ok_or_else(
+            || ApiError::Validation(format!("nextToken {t:?} is not one this server issued")),
+        )?,
     };
     let wanted = (offset + k).min(MAX_RESULTS);
     let vector = entry.encoder.embed(text.clone()).await?;
@@ -98,7 +93,8 @@ pub async fn retrieve(
         .skip(offset)
         .map(RetrievalResult::from)
         .collect();
-    let next_token = (full_page && wanted < MAX_RESULTS).then(|| format!("offset-{wanted}"));
+    let next_token = (full_page && wanted < MAX_RESULTS)
+        .then(|| quarry_protocol::page_token::offset_token(wanted));
     Ok(Json(RetrieveResponse {
         retrieval_results,
         next_token,

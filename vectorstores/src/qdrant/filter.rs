@@ -9,9 +9,13 @@
 //!   strings, so this is exact, and a missing key passes, as in Bedrock). For strings they
 //!   are left to the check afterwards: Qdrant's `must_not` would also drop lists that contain
 //!   the string, which Bedrock keeps.
-//! - `greaterThan`…`lessThanOrEquals` become ranges; `startsWith` a prefix match (the store
-//!   creates keyword indexes with prefix matching for filtered keys); `stringContains` a
-//!   substring match; `listContains` a keyword match; `andAll`/`orAll` nest as must/should.
+//! - `greaterThan`…`lessThanOrEquals` become ranges; `listContains` a keyword match;
+//!   `andAll`/`orAll` nest as must/should.
+//! - `startsWith` and `stringContains` are left to the check afterwards: Qdrant 1.19 answers
+//!   "Malformed Match condition" to the client's prefix and substring matches (they are newer
+//!   than its protocol), and its full-text `text` match means tokens, not characters. When
+//!   what Qdrant can narrow by is not selective enough, the store ranks every point that
+//!   passes exactly, so nothing is missed.
 
 use qdrant_client::qdrant::{self, Condition, Range};
 use quarry_core::{Filter, MetadataValue};
@@ -90,8 +94,7 @@ pub fn translate(filter: &Filter) -> Option<qdrant::Filter> {
                 ..Default::default()
             },
         )),
-        Filter::StartsWith(k, p) => one(Condition::matches_prefix(k, p.clone())),
-        Filter::StringContains(k, s) => one(Condition::matches_substring(k, s.clone())),
+        Filter::StartsWith(..) | Filter::StringContains(..) => None,
         Filter::ListContains(k, v) => match v {
             MetadataValue::String(s) => one(Condition::matches(k, s.clone())),
             // Only strings are list items; the check afterwards rejects everything.
@@ -200,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn ranges_prefixes_substrings_and_lists() {
+    fn ranges_and_lists_are_translated_prefixes_and_substrings_left_to_the_check() {
         let f = translate(&parse(json!({"greaterThan": {"key": "n", "value": 3}}))).unwrap();
         assert_eq!(field(&f.must[0]).range.unwrap().gt, Some(3.0));
         let f = translate(&parse(
@@ -208,19 +211,12 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(field(&f.must[0]).range.unwrap().lte, Some(3.5));
-        let f = translate(&parse(
+        for untranslated in [
             json!({"startsWith": {"key": "path", "value": "docs/"}}),
-        ))
-        .unwrap();
-        assert_eq!(match_value(&f.must[0]), &MatchValue::Prefix("docs/".into()));
-        let f = translate(&parse(
             json!({"stringContains": {"key": "title", "value": "plan"}}),
-        ))
-        .unwrap();
-        assert_eq!(
-            match_value(&f.must[0]),
-            &MatchValue::Substring("plan".into())
-        );
+        ] {
+            assert_eq!(translate(&parse(untranslated)), None);
+        }
         let f = translate(&parse(
             json!({"listContains": {"key": "tags", "value": "red"}}),
         ))

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 use qdrant_client::qdrant::{
     self, Condition, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, GetPointsBuilder,
-    KeywordIndexParamsBuilder, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
-    SearchParamsBuilder, SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    PointStruct, QueryPointsBuilder, ScrollPointsBuilder, SearchParamsBuilder,
+    SetPayloadPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
 };
 use qdrant_client::{Payload, Qdrant};
 use quarry_core::metadata::DATA_SOURCE_ID;
@@ -187,7 +187,7 @@ impl QdrantStore {
         })
     }
 
-    /// A keyword index (with prefix matching) on a payload key filters use, once.
+    /// A keyword index on a payload key filters use, once.
     fn index(&self, key: &str) -> Result<(), StoreError> {
         let mut indexed = self.indexed.lock().unwrap_or_else(|p| p.into_inner());
         if indexed.iter().any(|k| k == key) {
@@ -195,12 +195,66 @@ impl QdrantStore {
         }
         let request =
             CreateFieldIndexCollectionBuilder::new(&self.collection, key, FieldType::Keyword)
-                .field_index_params(KeywordIndexParamsBuilder::default().prefix(true))
                 .wait(true);
         self.block(self.client.create_field_index(request))
             .map_err(storage)?;
         indexed.push(key.to_owned());
         Ok(())
+    }
+
+    /// The `k` points nearest to `query` among those passing `pre` (in Qdrant) and `filter`
+    /// (Bedrock's semantics), by cosine over every such point, a page at a time.
+    fn exact_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        pre: Option<qdrant::Filter>,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        let norm = |v: &[f32]| {
+            v.iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::MIN_POSITIVE)
+        };
+        let query_norm = norm(query);
+        let mut best: Vec<SearchHit> = Vec::new();
+        let mut offset: Option<qdrant::PointId> = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(&self.collection)
+                .limit(1000)
+                .with_payload(true)
+                .with_vectors(true);
+            if let Some(f) = pre.clone() {
+                request = request.filter(f);
+            }
+            if let Some(o) = offset.take() {
+                request = request.offset(o);
+            }
+            let page = self.block(self.client.scroll(request)).map_err(storage)?;
+            for point in page.result {
+                let chunk = chunk_from(point.payload, dense(point.vectors));
+                if filter.is_some_and(|f| !f.matches(&chunk.full_metadata())) {
+                    continue;
+                }
+                let dot: f32 = chunk.vector.iter().zip(query).map(|(a, b)| a * b).sum();
+                let score = dot / (norm(&chunk.vector) * query_norm);
+                best.push(SearchHit {
+                    score,
+                    chunk: StoredChunk {
+                        vector: Vec::new(),
+                        ..chunk
+                    },
+                });
+            }
+            best.sort_by(|a, b| b.score.total_cmp(&a.score));
+            best.truncate(k);
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => return Ok(best),
+            }
+        }
     }
 
     /// Every point of a filter, with payloads and (if asked) vectors.
@@ -344,8 +398,13 @@ impl VectorStore for QdrantStore {
                 .filter(|h| filter.is_none_or(|f| f.matches(&h.chunk.full_metadata())))
                 .take(k)
                 .collect();
-            if hits.len() >= k || returned < walk || walk >= MAX_WALK {
+            if hits.len() >= k || returned < walk {
                 return Ok(hits);
+            }
+            if walk >= MAX_WALK {
+                // The pre-filter could not narrow enough (a part of the filter Qdrant cannot
+                // express, such as startsWith): rank every point that passes, exactly.
+                return self.exact_search(query, k, pre, filter);
             }
             walk = (walk * 4).min(MAX_WALK);
         }

@@ -36,6 +36,12 @@ pub enum SigV4Error {
         "the request signature we calculated does not match the signature you provided; check your secret access key"
     )]
     Mismatch,
+    #[error(
+        "x-amz-content-sha256 is {0:?}: requests to this API sign their body (UNSIGNED-PAYLOAD and streaming payloads are S3 conventions)"
+    )]
+    UnsignedPayload(String),
+    #[error("x-amz-content-sha256 does not match the SHA-256 of the request body")]
+    PayloadMismatch,
 }
 
 /// Most a signature's time may differ from ours.
@@ -86,7 +92,6 @@ pub struct SignedRequest<'a> {
     pub query: &'a str,
     /// Header name (any case) and value.
     pub headers: &'a [(String, String)],
-    pub body: &'a [u8],
 }
 
 fn header<'a>(req: &'a SignedRequest<'_>, name: &str) -> Option<&'a str> {
@@ -96,12 +101,17 @@ fn header<'a>(req: &'a SignedRequest<'_>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Checks a request's signature against the secret of its access key, and its age against
-/// `now`.
-pub fn verify(
+/// The hex SHA-256 of a body, as the canonical request names it.
+pub fn payload_hash(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// The checks that need no body: the service, the date and its freshness, the signed
+/// headers, and a payload hash header of the right kind. Run before the body is read, so an
+/// unsigned or stale client cannot make the server buffer anything.
+pub fn precheck(
     req: &SignedRequest<'_>,
     credential: &Credential,
-    secret: &str,
     now: DateTime<Utc>,
 ) -> Result<(), SigV4Error> {
     if credential.service != "bedrock" {
@@ -127,7 +137,33 @@ pub fn verify(
             "the host header must be signed".into(),
         ));
     }
-    let canonical = canonical_request(req, &credential.signed_headers)?;
+    if let Some(given) = header(req, "x-amz-content-sha256") {
+        let is_hash = given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_hash {
+            return Err(SigV4Error::UnsignedPayload(given.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a request's signature against the secret of its access key, its age against
+/// `now`, and its body: the signature covers `body_sha256` (the hex SHA-256 of the body as
+/// received), and an `x-amz-content-sha256` header must name that same hash.
+pub fn verify(
+    req: &SignedRequest<'_>,
+    body_sha256: &str,
+    credential: &Credential,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<(), SigV4Error> {
+    precheck(req, credential, now)?;
+    if let Some(given) = header(req, "x-amz-content-sha256")
+        && !given.eq_ignore_ascii_case(body_sha256)
+    {
+        return Err(SigV4Error::PayloadMismatch);
+    }
+    let amz_date = header(req, "x-amz-date").ok_or(SigV4Error::BadDate)?;
+    let canonical = canonical_request(req, &credential.signed_headers, body_sha256)?;
     let scope = format!(
         "{}/{}/{}/aws4_request",
         credential.date, credential.region, credential.service
@@ -168,6 +204,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn canonical_request(
     req: &SignedRequest<'_>,
     signed_headers: &[String],
+    payload: &str,
 ) -> Result<String, SigV4Error> {
     // Services other than S3 sign the path URI-encoded once more.
     let path = if req.path.is_empty() { "/" } else { req.path };
@@ -205,10 +242,6 @@ fn canonical_request(
         }
         headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload = match header(req, "x-amz-content-sha256") {
-        Some(h) if h != "UNSIGNED-PAYLOAD" => h.to_owned(),
-        _ => hex::encode(Sha256::digest(req.body)),
-    };
     Ok(format!(
         "{}\n{canonical_path}\n{query}\n{headers}\n{}\n{payload}",
         req.method,
@@ -270,14 +303,23 @@ mod tests {
         ]
     }
 
-    fn request<'a>(headers: &'a [(String, String)], body: &'a [u8]) -> SignedRequest<'a> {
+    fn request(headers: &[(String, String)]) -> SignedRequest<'_> {
         SignedRequest {
             method: "POST",
             path: "/knowledgebases/DEMOKB0001/retrieve",
             query: "",
             headers,
-            body,
         }
+    }
+
+    fn check(
+        headers: &[(String, String)],
+        body: &[u8],
+        cred: &Credential,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), SigV4Error> {
+        verify(&request(headers), &payload_hash(body), cred, secret, now)
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -293,7 +335,7 @@ mod tests {
         assert_eq!(cred.region, "us-east-1");
         let h = headers();
         assert_eq!(
-            verify(&request(&h, BODY), &cred, SECRET, at("20261122T005000Z")),
+            check(&h, BODY, &cred, SECRET, at("20261122T005000Z")),
             Ok(())
         );
     }
@@ -304,12 +346,13 @@ mod tests {
         let h = headers();
         let now = at("20261122T004200Z");
         assert_eq!(
-            verify(&request(&h, BODY), &cred, "wrong", now),
+            check(&h, BODY, &cred, "wrong", now),
             Err(SigV4Error::Mismatch)
         );
         assert_eq!(
-            verify(
-                &request(&h, br#"{"retrievalQuery":{"text":"ho"}}"#),
+            check(
+                &h,
+                br#"{"retrievalQuery":{"text":"ho"}}"#,
                 &cred,
                 SECRET,
                 now
@@ -317,15 +360,49 @@ mod tests {
             Err(SigV4Error::Mismatch)
         );
         assert!(matches!(
-            verify(&request(&h, BODY), &cred, SECRET, at("20261122T010000Z")),
+            check(&h, BODY, &cred, SECRET, at("20261122T010000Z")),
             Err(SigV4Error::Stale { .. })
         ));
         let mut other_host = headers();
         other_host[1].1 = "evil:80".into();
         assert_eq!(
-            verify(&request(&other_host, BODY), &cred, SECRET, now),
+            check(&other_host, BODY, &cred, SECRET, now),
             Err(SigV4Error::Mismatch)
         );
+    }
+
+    /// A signed `x-amz-content-sha256` used to stand in for the body, so any body passed
+    /// under a seen signature. Now the body is always hashed and must match the header.
+    #[test]
+    fn the_body_is_bound_to_the_signature_whatever_the_payload_header_says() {
+        let cred = parse_authorization(AUTH).unwrap();
+        let now = at("20261122T004200Z");
+        let mut h = headers();
+        h.push(("x-amz-content-sha256".into(), payload_hash(BODY)));
+        let evil = br#"{"retrievalQuery":{"text":"ho"}}"#;
+        assert_eq!(
+            check(&h, evil, &cred, SECRET, now),
+            Err(SigV4Error::PayloadMismatch)
+        );
+        let mut unsigned = headers();
+        unsigned.push(("X-Amz-Content-Sha256".into(), "UNSIGNED-PAYLOAD".into()));
+        assert_eq!(
+            precheck(&request(&unsigned), &cred, now),
+            Err(SigV4Error::UnsignedPayload("UNSIGNED-PAYLOAD".into()))
+        );
+        assert_eq!(
+            check(&unsigned, BODY, &cred, SECRET, now),
+            Err(SigV4Error::UnsignedPayload("UNSIGNED-PAYLOAD".into()))
+        );
+        let mut streaming = headers();
+        streaming.push((
+            "x-amz-content-sha256".into(),
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD".into(),
+        ));
+        assert!(matches!(
+            precheck(&request(&streaming), &cred, now),
+            Err(SigV4Error::UnsignedPayload(_))
+        ));
     }
 
     #[test]
@@ -341,7 +418,7 @@ mod tests {
         let cred = parse_authorization(&AUTH.replace("/bedrock/", "/s3/")).unwrap();
         let h = headers();
         assert_eq!(
-            verify(&request(&h, BODY), &cred, SECRET, at("20261122T004200Z")),
+            check(&h, BODY, &cred, SECRET, at("20261122T004200Z")),
             Err(SigV4Error::WrongService("s3".into()))
         );
     }
