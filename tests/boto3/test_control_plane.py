@@ -14,7 +14,7 @@ def vector_config(model_arn=ARN):
 class ControlPlane(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(generated_docs=150)
+        cls.server = Server(generated_docs=150, extra_toml="[s3]\nallowed_buckets = [\"shapes\"]\n")
         cls.ag = cls.server.agent()
 
     @classmethod

@@ -54,7 +54,7 @@ type = "custom"
 id = "STUDIODS01"
 name = "studio"
 type = "custom"
-chunking = { strategy = "HIERARCHICAL", parent_max_tokens = 120, child_max_tokens = 30, overlap_tokens = 0 }
+chunking = { strategy = "HIERARCHICAL", parent_max_tokens = 120, child_max_tokens = 30, overlap_tokens = 1 }
 '''
         cls.server = Server(extra_toml=extra)
         cls.ag = cls.server.agent()

@@ -20,7 +20,7 @@ class S3DataSources(unittest.TestCase):
             Body=json.dumps({"metadataAttributes": {"region": "north"}}).encode())
         put(Bucket="handbook", Key="docs/volcano.md", Body=b"# Volcanoes\n\nMagma chambers refill slowly over centuries.")
         put(Bucket="handbook", Key="other/skipped.txt", Body=b"Outside the inclusion prefix.")
-        cls.server = Server(extra_toml=f'[s3]\nendpoint_url = "{cls.s3.url}"\nregion = "us-east-1"\n',
+        cls.server = Server(extra_toml=f'[s3]\nendpoint_url = "{cls.s3.url}"\nregion = "us-east-1"\nallowed_buckets = ["handbook"]\n',
                             env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
         cls.ag = cls.server.agent()
         cls.rt = cls.server.runtime()
