@@ -123,6 +123,7 @@ def many_connections(args, n):
         except OSError:
             refused += 1
     time.sleep(0.5)
+    ok = retrieve_ok(args)
     throttled = 0
     for s in held:
         s.settimeout(0.05)
@@ -131,7 +132,6 @@ def many_connections(args, n):
                 throttled += 1
         except OSError:
             pass
-    ok = retrieve_ok(args)
     for s in held:
         s.close()
     return (f"{n} idle connections: {throttled} answered 429 at once, {refused} refused; "

@@ -26,6 +26,11 @@ seed() { # target, extension...: up to 40 of the smallest real files of those ty
   done
 }
 seed pdf pdf; seed docx docx; seed spreadsheet xlsx xls; seed html html; seed csv csv; seed text txt md
+# The request parsers start from one of each thing they read.
+mkdir -p corpus/requests
+printf '%s' 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261122/us-east-1/bedrock/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=39776eb58d81b0646adf00ea0cc4465102e30f0b0ef515e5abe657572a780991' > corpus/requests/authorization
+printf '%s' '{"andAll": [{"equals": {"key": "year", "value": 2024}}, {"orAll": [{"in": {"key": "team", "value": ["hr", "ops"]}}, {"startsWith": {"key": "path", "value": "docs/"}}]}]}' > corpus/requests/filter
+printf '%s' 'offset-42' > corpus/requests/token
 
 for target in $TARGETS; do
   echo "== $target: ${SECS}s"

@@ -10,7 +10,7 @@ use quarry_core::config::{
     VectorStoreConfig,
 };
 use quarry_core::{Chunker, Embedder, VectorStore};
-use quarry_embed::{BertEmbedder, ModelFiles};
+use quarry_embed::{BertEmbedder, ModelFiles, Protocol, RemoteEmbedder};
 use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError};
 use quarry_lexical::{HybridStore, LexicalIndex};
 use quarry_vectorstores::{
@@ -244,8 +244,21 @@ pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedde
         .models
         .get(name)
         .ok_or_else(|| anyhow!("no model {name:?} in [models]"))?;
-    let ModelConfig::Bert { path, hub } = model else {
-        bail!("model {name:?} is a generation model, not an embedding model");
+    let (path, hub) = match model {
+        ModelConfig::Bert { path, hub } => (path, hub),
+        ModelConfig::OpenaiEmbeddings(remote) => {
+            let embedder = RemoteEmbedder::new(Protocol::OpenAi, remote.clone())
+                .with_context(|| format!("model {name:?}"))?;
+            return Ok(Arc::new(embedder));
+        }
+        ModelConfig::Tei(remote) => {
+            let embedder = RemoteEmbedder::new(Protocol::Tei, remote.clone())
+                .with_context(|| format!("model {name:?}"))?;
+            return Ok(Arc::new(embedder));
+        }
+        ModelConfig::GgufLlama { .. } | ModelConfig::Openai { .. } => {
+            bail!("model {name:?} is a generation model, not an embedding model")
+        }
     };
     let files = ModelFiles::locate(path.as_deref(), hub.as_deref()).with_context(|| {
         format!(

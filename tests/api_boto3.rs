@@ -83,3 +83,8 @@ fn hardening_signatures_grants_sessions_buckets_and_open_mode() {
 fn hardening_slow_clients_connection_cap_generations_tls() {
     run_module("test_hardening_load");
 }
+
+#[test]
+fn remote_embedding_servers_and_quarry_as_one() {
+    run_module("test_remote_embeddings");
+}

@@ -223,3 +223,54 @@ fn semantic_pieces_above_max_tokens_are_split_further() {
     assert!(chunks.len() > 10);
     assert!(chunks.iter().all(|c| counter.count_tokens(&c.text) <= 30));
 }
+
+/// A remote OpenAI model: chunks are measured in its own tokens (cl100k_base) and limited
+/// by its own `max_tokens`; nothing is sent to count them.
+#[test]
+fn chunks_for_a_remote_model_count_its_tokens() {
+    use quarry_core::config::RemoteEmbeddingConfig;
+    use quarry_embed::{Protocol, RemoteEmbedder};
+
+    let remote = RemoteEmbeddingConfig {
+        base_url: "http://127.0.0.1:9/v1".into(),
+        model: Some("text-embedding-3-small".into()),
+        api_key_env: None,
+        dimensions: 1536,
+        tokenizer: Some("cl100k_base".into()),
+        max_tokens: 120,
+        batch_size: 32,
+        max_concurrent: 4,
+        timeout_secs: 5,
+        max_retries: 0,
+    };
+    let embedder: Arc<dyn Embedder> =
+        Arc::new(RemoteEmbedder::new(Protocol::OpenAi, remote).unwrap());
+    assert_eq!(embedder.count_tokens("hello world"), 2);
+    assert_eq!(embedder.count_tokens(&" word".repeat(1000)), 1000);
+    let config = ChunkingConfig::FixedSize {
+        max_tokens: 60,
+        overlap_percentage: 10,
+    };
+    let chunker = chunker_for(&config, embedder.clone()).unwrap();
+    let text: String = (0..200)
+        .map(|i| format!("Robot unit {i} passed inspection step {}. ", i % 7))
+        .collect();
+    let chunks = chunker.chunk(&ParsedDocument::plain(text));
+    assert!(chunks.len() > 5);
+    for (i, c) in chunks.iter().enumerate() {
+        let n = embedder.count_tokens(&c.text);
+        let least = if i + 1 == chunks.len() { 1 } else { 30 };
+        assert!((least..=60).contains(&n), "{n} tokens: {}", c.text);
+    }
+    let too_big = ChunkingConfig::FixedSize {
+        max_tokens: 200,
+        overlap_percentage: 10,
+    };
+    assert!(matches!(
+        chunker_for(&too_big, embedder),
+        Err(ChunkingError::AboveModelLimit {
+            max_tokens: 200,
+            model_limit: 120
+        })
+    ));
+}

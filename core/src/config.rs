@@ -66,6 +66,11 @@ pub struct ServerConfig {
     /// header instead of a SigV4 signature (EventBridge API destinations send such a key).
     #[serde(default)]
     pub events_api_key_env: Option<String>,
+    /// The environment variable holding a key that `POST /v1/embeddings` accepts as
+    /// `Authorization: Bearer <key>` instead of a SigV4 signature (OpenAI's clients, and
+    /// other Quarry servers using this one as their embedding server, send such a key).
+    #[serde(default)]
+    pub embeddings_api_key_env: Option<String>,
     /// RetrieveAndGenerate sessions idle this long are forgotten.
     #[serde(default = "default_session_idle_minutes")]
     pub session_idle_minutes: u64,
@@ -161,6 +166,7 @@ impl Default for ServerConfig {
             max_queued_queries: default_max_queued_queries(),
             max_request_bytes: default_max_request_bytes(),
             events_api_key_env: None,
+            embeddings_api_key_env: None,
             session_idle_minutes: default_session_idle_minutes(),
             limits: ServerLimits::default(),
             tls: None,
@@ -210,12 +216,72 @@ pub enum ModelConfig {
         #[serde(default = "default_context_tokens")]
         context_tokens: usize,
     },
+    /// An embedding model behind OpenAI's `/v1/embeddings` (OpenAI, vLLM, Ollama, llama.cpp's
+    /// server, LiteLLM, another Quarry).
+    OpenaiEmbeddings(RemoteEmbeddingConfig),
+    /// An embedding model behind text-embeddings-inference's native `/embed`.
+    Tei(RemoteEmbeddingConfig),
 }
 
 impl ModelConfig {
     pub fn is_embedding(&self) -> bool {
-        matches!(self, Self::Bert { .. })
+        matches!(
+            self,
+            Self::Bert { .. } | Self::OpenaiEmbeddings(_) | Self::Tei(_)
+        )
     }
+}
+
+/// A remote embedding server: where it is, what it returns, how chunks are counted for it,
+/// and how hard to push it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteEmbeddingConfig {
+    /// For `openai-embeddings`, up to and including the API version
+    /// (`http://gpu-1:8000/v1`); for `tei`, the server's root (`http://gpu-1:8080`).
+    pub base_url: String,
+    /// The model the server is asked for (OpenAI's `model`; TEI serves one and ignores it).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The environment variable holding the API key (sent as `Authorization: Bearer`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// The length of the vectors; every answer is checked against it, and so is the store.
+    pub dimensions: usize,
+    /// How chunks are counted: `cl100k_base` or `o200k_base` (OpenAI's), the path of a
+    /// Hugging Face `tokenizer.json`, or none (an estimate of 4 characters a token).
+    #[serde(default)]
+    pub tokenizer: Option<String>,
+    /// Most tokens the model reads; chunk limits are checked against it, longer texts cut.
+    #[serde(default = "default_remote_max_tokens")]
+    pub max_tokens: usize,
+    /// Texts sent in one request.
+    #[serde(default = "default_remote_batch_size")]
+    pub batch_size: usize,
+    /// Requests in flight at once.
+    #[serde(default = "default_remote_max_concurrent")]
+    pub max_concurrent: usize,
+    #[serde(default = "default_remote_timeout_secs")]
+    pub timeout_secs: u64,
+    /// Retries of connection errors, 429 and 5xx (with backoff, or the server's Retry-After).
+    #[serde(default = "default_remote_max_retries")]
+    pub max_retries: u32,
+}
+
+fn default_remote_max_tokens() -> usize {
+    512
+}
+fn default_remote_batch_size() -> usize {
+    32
+}
+fn default_remote_max_concurrent() -> usize {
+    4
+}
+fn default_remote_timeout_secs() -> u64 {
+    60
+}
+fn default_remote_max_retries() -> u32 {
+    4
 }
 
 fn default_generation_timeout_secs() -> u64 {
@@ -497,13 +563,37 @@ impl Config {
                 },
                 ModelConfig::GgufLlama { path } if path.is_relative() => *path = base.join(&*path),
                 ModelConfig::GgufLlama { .. } => {}
-                ModelConfig::Openai { base_url, .. } => {
-                    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                        return Err(ConfigError {
-                            span: None,
-                            field: format!("models.{name}.base_url"),
-                            message: format!("{base_url:?} is not an http:// or https:// URL"),
-                        });
+                ModelConfig::Openai { base_url, .. } => check_url(name, base_url)?,
+                ModelConfig::OpenaiEmbeddings(remote) | ModelConfig::Tei(remote) => {
+                    check_url(name, &remote.base_url)?;
+                    let bad = |field: &str, message: String| ConfigError {
+                        span: None,
+                        field: format!("models.{name}.{field}"),
+                        message,
+                    };
+                    for (field, value) in [
+                        ("dimensions", remote.dimensions),
+                        ("max_tokens", remote.max_tokens),
+                        ("batch_size", remote.batch_size),
+                        ("max_concurrent", remote.max_concurrent),
+                    ] {
+                        if value == 0 {
+                            return Err(bad(field, "must be at least 1".into()));
+                        }
+                    }
+                    if let Some(t) = &mut remote.tokenizer
+                        && !matches!(t.as_str(), "cl100k_base" | "o200k_base")
+                    {
+                        let path = base.join(&*t);
+                        if !path.is_file() {
+                            return Err(bad(
+                                "tokenizer",
+                                format!(
+                                    "{t:?} is neither cl100k_base, o200k_base nor a tokenizer.json file"
+                                ),
+                            ));
+                        }
+                        *t = path.to_string_lossy().into_owned();
                     }
                 }
             }
@@ -640,6 +730,18 @@ impl Config {
         self.knowledge_bases
             .iter()
             .find(|kb| kb.id.get_ref().as_str() == id_or_name || kb.name.get_ref() == id_or_name)
+    }
+}
+
+fn check_url(model: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            span: None,
+            field: format!("models.{model}.base_url"),
+            message: format!("{url:?} is not an http:// or https:// URL"),
+        })
     }
 }
 

@@ -48,6 +48,9 @@ pub enum EmbedError {
     Tokenizer(String),
     #[error("model: {0}")]
     Model(String),
+    /// A remote embedding server failed (after its retries) or answered something unusable.
+    #[error("embedding server: {0}")]
+    Remote(String),
 }
 
 /// Turns texts into unit-length vectors.

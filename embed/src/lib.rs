@@ -5,6 +5,9 @@
 //! Linear layers of a whole batch run as one matrix product over the real tokens of every
 //! text (no padding); attention runs per text and head, so no text ever attends to padding
 //! and a text alone gives the same vector as the same text inside a batch.
+//!
+//! `remote` holds the other kind of embedder: a model on an embedding server (OpenAI's
+//! protocol or text-embeddings-inference's), reached over HTTP.
 #![deny(unsafe_code)]
 
 mod bert;
@@ -12,8 +15,10 @@ mod embedder;
 mod error;
 pub mod kernels;
 mod model_files;
+pub mod remote;
 mod tokenize;
 
 pub use embedder::BertEmbedder;
 pub use error::LoadError;
 pub use model_files::{ModelFiles, Pooling};
+pub use remote::{Protocol, RemoteEmbedder};

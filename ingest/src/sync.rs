@@ -61,8 +61,9 @@ impl Stage {
     }
 }
 
-/// Told about progress, for progress bars, logs and benchmarks.
-pub trait SyncObserver {
+/// Told about progress, for progress bars, logs and benchmarks (from the job's thread and
+/// from its look-ahead thread).
+pub trait SyncObserver: Sync {
     fn listed(&self, _documents: usize) {}
     fn document_done(&self, _key: &str, _chunks: usize) {}
     /// Time spent in a stage; `bytes` read from the source, for fetches.
@@ -87,6 +88,10 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The embedding server failed for good: every document would fail the same way, so
+    /// the job stops and what is indexed stays as it was.
+    #[error("{0}")]
+    Embedding(String),
 }
 
 /// Why one document was not indexed, or why the job must stop.
@@ -182,34 +187,71 @@ fn sync(
         ledger.remove(&entry.key);
     }
 
-    let mut last_save = Instant::now();
-    for doc in documents {
-        if stop.load(Ordering::Relaxed) {
-            break;
+    // The next documents are fetched and parsed on a look-ahead thread while this one
+    // chunks, embeds and writes, so a remote embedding server (or the encoder) never waits
+    // on the source or the parsers. Only this thread writes.
+    let source = target.source;
+    let max_bytes = target.max_document_bytes;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared, DocumentError>>(LOOKAHEAD);
+    std::thread::scope(|scope| {
+        let ledger = &ledger;
+        let sidecars = &sidecars;
+        let documents = &documents;
+        scope.spawn(move || {
+            for doc in documents {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let sidecar = sidecars.get(doc.key.as_str()).copied();
+                let prepared = prepare(
+                    source,
+                    max_bytes,
+                    doc,
+                    sidecar,
+                    ledger.get(&doc.key),
+                    observer,
+                );
+                if tx.send(prepared).is_err() {
+                    break; // the job ended early
+                }
+            }
+        });
+        // Owned here, so that leaving early (an error, a stop) drops it before the scope
+        // waits for the look-ahead thread, which then stops instead of waiting to send.
+        let rx = rx;
+        let mut last_save = Instant::now();
+        for doc in documents {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(prepared) = rx.recv() else {
+                break; // stopped
+            };
+            let chunks = process_document(target, job, doc, prepared, observer)?;
+            observer.document_done(&doc.key, chunks);
+            if last_save.elapsed() > Duration::from_secs(2) {
+                save(target, job);
+                last_save = Instant::now();
+            }
         }
-        let sidecar = sidecars.get(doc.key.as_str()).copied();
-        let chunks = process_document(target, job, doc, sidecar, ledger.get(&doc.key), observer)?;
-        observer.document_done(&doc.key, chunks);
-        if last_save.elapsed() > Duration::from_secs(2) {
-            save(target, job);
-            last_save = Instant::now();
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
-/// Syncs one document and counts its outcome in the job; returns its chunk count.
+/// Documents fetched and parsed ahead of the one being embedded.
+const LOOKAHEAD: usize = 4;
+
+/// Writes one prepared document and counts its outcome in the job; returns its chunk count.
 fn process_document(
     target: &SyncTarget<'_>,
     job: &mut IngestionJob,
     doc: &SourceObject,
-    sidecar: Option<&SourceObject>,
-    entry: Option<&LedgerEntry>,
+    prepared: Result<Prepared, DocumentError>,
     observer: &dyn SyncObserver,
 ) -> Result<usize, SyncError> {
     let ds = target.data_source_id;
     let mut chunks = 0;
-    match sync_document(target, doc, sidecar, entry, &mut chunks, observer) {
+    match prepared.and_then(|p| commit(target, doc, p, &mut chunks, observer)) {
         Ok(Outcome::Unchanged) => {}
         Ok(Outcome::New) => job.statistics.number_of_new_documents_indexed += 1,
         Ok(Outcome::Modified { metadata_changed }) => {
@@ -286,7 +328,15 @@ pub fn run_sync_keys(
                     job.statistics.number_of_documents_scanned += 1;
                     job.statistics.number_of_metadata_documents_scanned +=
                         u64::from(sidecar.is_some());
-                    process_document(target, job, &doc, sidecar.as_ref(), ledger.get(key), &())?;
+                    let prepared = prepare(
+                        target.source,
+                        target.max_document_bytes,
+                        &doc,
+                        sidecar.as_ref(),
+                        ledger.get(key),
+                        &(),
+                    );
+                    process_document(target, job, &doc, prepared, &())?;
                 }
                 None => {
                     if let Some(entry) = ledger.get(key) {
@@ -344,8 +394,14 @@ pub(crate) fn write_document(
         .map(|c| format!("{embedding_prefix}{}", c.text))
         .collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = timed(observer, Stage::Embed, || target.embedder.embed(&text_refs))
-        .map_err(|e| DocumentError::Failed(format!("embedding failed: {e}")))?;
+    let vectors = timed(observer, Stage::Embed, || target.embedder.embed(&text_refs)).map_err(
+        |e| match e {
+            quarry_core::EmbedError::Remote(reason) => DocumentError::Fatal(SyncError::Embedding(
+                format!("embedding {key} failed: {reason}"),
+            )),
+            other => DocumentError::Failed(format!("embedding failed: {other}")),
+        },
+    )?;
     let stored: Vec<StoredChunk> = chunks
         .into_iter()
         .zip(vectors)
@@ -391,34 +447,55 @@ pub fn chunk_id(data_source_id: &str, key: &str, index: usize, text: &str) -> St
     hex::encode(&h.finalize()[..16])
 }
 
-fn sync_document(
-    target: &SyncTarget<'_>,
+/// What a document needs, found without writing anything: nothing, its metadata, or its
+/// parsed text (chunked, embedded and written by [`commit`]).
+pub(crate) enum Prepared {
+    Unchanged,
+    /// Same content and embedded metadata: the ledger entry (and the sidecar's attributes,
+    /// when they changed) are all there is to write.
+    Metadata {
+        entry: LedgerEntry,
+        attributes: Option<quarry_core::Metadata>,
+    },
+    Content {
+        entry: LedgerEntry,
+        parsed: quarry_core::ParsedDocument,
+        attributes: quarry_core::Metadata,
+        prefix: String,
+        was_indexed: bool,
+        sidecar_changed: bool,
+    },
+}
+
+/// Reads what a document needs: its listing against the ledger, its sidecar, its bytes and
+/// their hash, and, when the content or the embedded metadata changed, its parsed text.
+fn prepare(
+    source: &dyn Source,
+    max_document_bytes: u64,
     doc: &SourceObject,
     sidecar_object: Option<&SourceObject>,
     entry: Option<&LedgerEntry>,
-    chunk_count: &mut usize,
     observer: &dyn SyncObserver,
-) -> Result<Outcome, DocumentError> {
+) -> Result<Prepared, DocumentError> {
     let fetch = |key: &str| -> Result<Vec<u8>, SourceError> {
         let started = Instant::now();
-        let bytes = target.source.fetch(key)?;
+        let bytes = source.fetch(key)?;
         observer.stage(Stage::Fetch, started.elapsed(), bytes.len());
         Ok(bytes)
     };
-    let ds = target.data_source_id;
     let indexed = entry.filter(|e| !e.pending);
     let sidecar_version = sidecar_object
         .map(|s| format!("{}:{}", s.size, s.version))
         .unwrap_or_default();
     let listing_same = indexed.is_some_and(|e| e.size == doc.size && e.version == doc.version);
     if listing_same && indexed.is_some_and(|e| e.sidecar_version == sidecar_version) {
-        return Ok(Outcome::Unchanged);
+        return Ok(Prepared::Unchanged);
     }
-    if doc.size > target.max_document_bytes {
+    if doc.size > max_document_bytes {
         return Err(DocumentError::Failed(
             quarry_core::ParseError::TooLarge {
                 size: doc.size,
-                limit: target.max_document_bytes,
+                limit: max_document_bytes,
             }
             .to_string(),
         ));
@@ -466,18 +543,9 @@ fn sync_document(
     };
 
     if !content_changed && !embedding_changed {
-        let started = Instant::now();
-        if sidecar_changed {
-            target
-                .store
-                .set_document_metadata(ds, &doc.key, &sidecar.attributes)?;
-        }
-        target.ledger.put(ds, &new_entry)?;
-        observer.stage(Stage::Index, started.elapsed(), 0);
-        return Ok(if sidecar_changed {
-            Outcome::MetadataOnly
-        } else {
-            Outcome::Unchanged
+        return Ok(Prepared::Metadata {
+            entry: new_entry,
+            attributes: sidecar_changed.then_some(sidecar.attributes),
         });
     }
 
@@ -486,25 +554,71 @@ fn sync_document(
         None => fetch(&doc.key)?,
     };
     let parsed = timed(observer, Stage::Parse, || {
-        parse_document(&doc.key, &bytes, target.max_document_bytes)
+        parse_document(&doc.key, &bytes, max_document_bytes)
     })
     .map_err(|e| DocumentError::Failed(e.to_string()))?;
-    let written = write_document(
-        target,
-        &doc.key,
-        &target.source.uri(&doc.key),
-        &parsed,
-        &sidecar.attributes,
-        &prefix,
-        observer,
-        new_entry,
-    )?;
-    *chunk_count = written;
-    Ok(if indexed.is_some() {
-        Outcome::Modified {
-            metadata_changed: sidecar_changed,
-        }
-    } else {
-        Outcome::New
+    Ok(Prepared::Content {
+        entry: new_entry,
+        parsed,
+        attributes: sidecar.attributes,
+        prefix,
+        was_indexed: indexed.is_some(),
+        sidecar_changed,
     })
+}
+
+/// Writes what [`prepare`] found: the ledger entry, the metadata, or the chunks.
+fn commit(
+    target: &SyncTarget<'_>,
+    doc: &SourceObject,
+    prepared: Prepared,
+    chunk_count: &mut usize,
+    observer: &dyn SyncObserver,
+) -> Result<Outcome, DocumentError> {
+    let ds = target.data_source_id;
+    match prepared {
+        Prepared::Unchanged => Ok(Outcome::Unchanged),
+        Prepared::Metadata { entry, attributes } => {
+            let started = Instant::now();
+            let changed = attributes.is_some();
+            if let Some(attributes) = attributes {
+                target
+                    .store
+                    .set_document_metadata(ds, &doc.key, &attributes)?;
+            }
+            target.ledger.put(ds, &entry)?;
+            observer.stage(Stage::Index, started.elapsed(), 0);
+            Ok(if changed {
+                Outcome::MetadataOnly
+            } else {
+                Outcome::Unchanged
+            })
+        }
+        Prepared::Content {
+            entry,
+            parsed,
+            attributes,
+            prefix,
+            was_indexed,
+            sidecar_changed,
+        } => {
+            *chunk_count = write_document(
+                target,
+                &doc.key,
+                &target.source.uri(&doc.key),
+                &parsed,
+                &attributes,
+                &prefix,
+                observer,
+                entry,
+            )?;
+            Ok(if was_indexed {
+                Outcome::Modified {
+                    metadata_changed: sidecar_changed,
+                }
+            } else {
+                Outcome::New
+            })
+        }
+    }
 }

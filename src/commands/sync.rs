@@ -94,6 +94,11 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             let indexed =
                 s.number_of_new_documents_indexed + s.number_of_modified_documents_indexed;
             eprintln!("  {}", progress.timings(indexed, started.elapsed()));
+            if let Some(url) = remote_url(&config, kb.config.embedding_model.get_ref()) {
+                eprintln!(
+                    "  (embed is time waiting on the embedding server {url}; the next documents were fetched and parsed meanwhile)"
+                );
+            }
         }
     }
     Ok(if all_ok {
@@ -142,5 +147,14 @@ fn print_summary(job: &IngestionJob, name: &str, took: std::time::Duration, chun
     );
     for reason in &job.failure_reasons {
         println!("  failed: {reason}");
+    }
+}
+
+/// The embedding server a model is on, if it is a remote one.
+fn remote_url<'a>(config: &'a quarry_core::config::Config, model: &str) -> Option<&'a str> {
+    use quarry_core::config::ModelConfig;
+    match config.models.get(model)? {
+        ModelConfig::OpenaiEmbeddings(r) | ModelConfig::Tei(r) => Some(&r.base_url),
+        _ => None,
     }
 }

@@ -30,7 +30,9 @@ impl Generators {
         let mut models: BTreeMap<String, Arc<dyn Generator>> = BTreeMap::new();
         for (name, model) in &config.models {
             let generator: Arc<dyn Generator> = match model {
-                ModelConfig::Bert { .. } => continue,
+                ModelConfig::Bert { .. }
+                | ModelConfig::OpenaiEmbeddings(_)
+                | ModelConfig::Tei(_) => continue,
                 ModelConfig::GgufLlama { path } => Arc::new(GgufLlama::new(path.clone())),
                 ModelConfig::Openai {
                     base_url,

@@ -32,6 +32,7 @@ pub struct Auth {
     keys: HashMap<String, Key>,
     regions: Vec<String>,
     events_key: Option<String>,
+    embeddings_key: Option<String>,
     allowed_origins: Vec<String>,
     /// Buckets any API-made data source may read (`[s3] allowed_buckets`).
     allowed_buckets: Vec<String>,
@@ -100,16 +101,21 @@ impl Auth {
                 server.listen
             );
         }
-        let events_key = match &server.events_api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                anyhow::anyhow!("events_api_key_env: environment variable {var} is not set")
-            })?),
-            None => None,
+        let key_from = |setting: &str, var: &Option<String>| -> anyhow::Result<Option<String>> {
+            match var {
+                Some(var) => Ok(Some(std::env::var(var).map_err(|_| {
+                    anyhow::anyhow!("{setting}: environment variable {var} is not set")
+                })?)),
+                None => Ok(None),
+            }
         };
+        let events_key = key_from("events_api_key_env", &server.events_api_key_env)?;
+        let embeddings_key = key_from("embeddings_api_key_env", &server.embeddings_api_key_env)?;
         Ok(Self {
             keys,
             regions: server.regions.clone(),
             events_key,
+            embeddings_key,
             allowed_origins: server.allowed_origins.clone(),
             allowed_buckets: allowed_buckets.to_vec(),
         })
@@ -130,13 +136,31 @@ impl Auth {
                 .is_some_and(|k| listed(&k.buckets))
     }
 
-    /// `POST /events` with the configured `x-api-key`: `Some(result)`; otherwise `None`.
-    fn events_key(&self, parts: &Parts) -> Option<ApiResult<Principal>> {
-        let expected = self.events_key.as_ref()?;
-        if parts.uri.path() != "/events" {
-            return None;
-        }
-        let given = parts.headers.get("x-api-key")?.as_bytes();
+    /// A request carrying one of the API keys instead of a signature: `POST /events` with
+    /// `x-api-key`, `POST /v1/embeddings` with `Authorization: Bearer`. `Some(result)` when it
+    /// is such a request; otherwise `None`.
+    fn api_key(&self, parts: &Parts) -> Option<ApiResult<Principal>> {
+        let (expected, given, name, setting, grant) = match parts.uri.path() {
+            "/events" => (
+                self.events_key.as_ref()?,
+                parts.headers.get("x-api-key")?.as_bytes(),
+                "events-api-key",
+                "the x-api-key header does not match events_api_key_env",
+                Grant::All,
+            ),
+            "/v1/embeddings" => (
+                self.embeddings_key.as_ref()?,
+                parts
+                    .headers
+                    .get("authorization")?
+                    .as_bytes()
+                    .strip_prefix(b"Bearer ")?,
+                "embeddings-api-key",
+                "the bearer token does not match embeddings_api_key_env",
+                Grant::none(),
+            ),
+            _ => return None,
+        };
         let same = given.len() == expected.len()
             && given
                 .iter()
@@ -145,13 +169,11 @@ impl Auth {
                 == 0;
         Some(if same {
             Ok(Principal {
-                access_key_id: Some("events-api-key".into()),
-                grant: Grant::All,
+                access_key_id: Some(name.into()),
+                grant,
             })
         } else {
-            Err(ApiError::AccessDenied(
-                "the x-api-key header does not match events_api_key_env".into(),
-            ))
+            Err(ApiError::AccessDenied(setting.into()))
         })
     }
 
@@ -309,7 +331,7 @@ async fn authenticated(state: &AppState, req: Request) -> ApiResult<Request> {
         query: parts.uri.query().unwrap_or(""),
         headers: &headers,
     };
-    let principal = if let Some(by_key) = auth.events_key(&parts) {
+    let principal = if let Some(by_key) = auth.api_key(&parts) {
         let principal = by_key?;
         let (bytes, _) = read_body(body, limit, timeout).await?;
         (principal, bytes)

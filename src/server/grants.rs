@@ -25,6 +25,14 @@ pub enum Grant {
 }
 
 impl Grant {
+    /// No knowledge base at all.
+    pub fn none() -> Self {
+        Grant::Some {
+            ids: BTreeSet::new(),
+            pending: BTreeSet::new(),
+        }
+    }
+
     pub fn allows(&self, kb_id: &str) -> bool {
         match self {
             Grant::All => true,
@@ -108,10 +116,7 @@ impl Grants {
             .unwrap_or_else(|p| p.into_inner())
             .get(key_id)
             .cloned()
-            .unwrap_or(Grant::Some {
-                ids: BTreeSet::new(),
-                pending: BTreeSet::new(),
-            })
+            .unwrap_or_else(Grant::none)
     }
 
     pub fn may_create(&self, key_id: &str, name: &str) -> bool {

@@ -95,20 +95,7 @@ impl Registry {
     ) -> anyhow::Result<Arc<KbEntry>> {
         let model_name = kb.embedding_model.get_ref().clone();
         let embedder = self.models.get(&self.config, &model_name)?;
-        let encoder = {
-            let mut encoders = self.encoders.lock().unwrap_or_else(|p| p.into_inner());
-            encoders
-                .entry(model_name.clone())
-                .or_insert_with(|| {
-                    EncoderQueue::start(
-                        &model_name,
-                        embedder.clone(),
-                        self.config.server.max_queued_queries,
-                        self.metrics.clone(),
-                    )
-                })
-                .clone()
-        };
+        let encoder = self.encoder_for(&model_name)?;
         let id = kb.id.get_ref().to_string();
         let knowledge_base = KnowledgeBase::open_with(&self.config.server.data_dir, kb, embedder)?;
         let entry = Arc::new(KbEntry {
@@ -123,6 +110,23 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, entry.clone());
         Ok(entry)
+    }
+
+    /// The queue in front of an embedding model of `[models]`, started the first time.
+    pub fn encoder_for(&self, model_name: &str) -> anyhow::Result<EncoderQueue> {
+        let mut encoders = self.encoders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = encoders.get(model_name) {
+            return Ok(queue.clone());
+        }
+        let embedder = self.models.get(&self.config, model_name)?;
+        let queue = EncoderQueue::start(
+            model_name,
+            embedder,
+            self.config.server.max_queued_queries,
+            self.metrics.clone(),
+        );
+        encoders.insert(model_name.to_owned(), queue.clone());
+        Ok(queue)
     }
 
     /// A knowledge base by id (or name).
@@ -143,6 +147,16 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .cloned()
+            .collect()
+    }
+
+    /// The embedding models of `[models]`, by name.
+    pub fn embedding_model_names(&self) -> Vec<String> {
+        self.config
+            .models
+            .iter()
+            .filter(|(_, m)| m.is_embedding())
+            .map(|(n, _)| n.clone())
             .collect()
     }
 

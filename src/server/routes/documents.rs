@@ -293,7 +293,12 @@ async fn with_target<T: Send + 'static>(
                 ledger: &ledger,
                 max_document_bytes,
             };
-            work(&target, ds.bucket.as_deref()).map_err(ApiError::internal)
+            work(&target, ds.bucket.as_deref()).map_err(|e| match e {
+                quarry_ingest::sync::SyncError::Embedding(reason) => {
+                    ApiError::DependencyFailed(reason)
+                }
+                other => ApiError::internal(other),
+            })
         })();
         let _ = tx.send(result);
     });

@@ -3,6 +3,7 @@
 mod body;
 mod data_sources;
 mod documents;
+mod embeddings;
 mod events;
 mod generate;
 mod ingestion_jobs;
@@ -23,6 +24,7 @@ pub fn api() -> Router<Arc<AppState>> {
     Router::new()
         .route("/knowledgebases/{kb}/retrieve", post(retrieve::retrieve))
         .route("/events", post(events::receive))
+        .route("/v1/embeddings", post(embeddings::create))
         .route(
             "/retrieveAndGenerate",
             post(generate::retrieve_and_generate),
@@ -101,6 +103,7 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
         }
         ("GET", "/metrics") => "Metrics",
         ("POST", "/events") => "S3Events",
+        ("POST", "/v1/embeddings") => "CreateEmbeddings",
         ("PUT", "/knowledgebases/{kb}/datasources/{ds}/documents") => {
             "IngestKnowledgeBaseDocuments"
         }
