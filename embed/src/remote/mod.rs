@@ -32,6 +32,9 @@ pub struct RemoteEmbedder {
     agent: ureq::Agent,
 }
 
+/// One batch's vectors, or why there are none.
+type BatchResult = Result<Vec<Vec<f32>>, EmbedError>;
+
 /// What one attempt came to.
 enum Attempt {
     Done(Vec<Vec<f32>>),
@@ -249,7 +252,7 @@ impl Embedder for RemoteEmbedder {
             .collect();
         let cut: Vec<&str> = cut.iter().map(|c| c.as_ref()).collect();
         let batches: Vec<&[&str]> = cut.chunks(self.config.batch_size.max(1)).collect();
-        let results: Vec<Mutex<Option<Result<Vec<Vec<f32>>, EmbedError>>>> =
+        let results: Vec<Mutex<Option<BatchResult>>> =
             batches.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         let workers = self.config.max_concurrent.clamp(1, batches.len());
