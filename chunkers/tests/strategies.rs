@@ -233,6 +233,7 @@ fn chunks_for_a_remote_model_count_its_tokens() {
 
     let remote = RemoteEmbeddingConfig {
         base_url: "http://127.0.0.1:9/v1".into(),
+        base_urls: Vec::new(),
         model: Some("text-embedding-3-small".into()),
         api_key_env: None,
         dimensions: 1536,

@@ -239,7 +239,12 @@ impl ModelConfig {
 pub struct RemoteEmbeddingConfig {
     /// For `openai-embeddings`, up to and including the API version
     /// (`http://gpu-1:8000/v1`); for `tei`, the server's root (`http://gpu-1:8080`).
+    #[serde(default)]
     pub base_url: String,
+    /// Several servers of the same model instead of one: batches are spread over them, and a
+    /// failed attempt is retried on the next.
+    #[serde(default)]
+    pub base_urls: Vec<String>,
     /// The model the server is asked for (OpenAI's `model`; TEI serves one and ignores it).
     #[serde(default)]
     pub model: Option<String>,
@@ -565,12 +570,24 @@ impl Config {
                 ModelConfig::GgufLlama { .. } => {}
                 ModelConfig::Openai { base_url, .. } => check_url(name, base_url)?,
                 ModelConfig::OpenaiEmbeddings(remote) | ModelConfig::Tei(remote) => {
-                    check_url(name, &remote.base_url)?;
                     let bad = |field: &str, message: String| ConfigError {
                         span: None,
                         field: format!("models.{name}.{field}"),
                         message,
                     };
+                    match (remote.base_url.is_empty(), remote.base_urls.is_empty()) {
+                        (false, true) => remote.base_urls = vec![remote.base_url.clone()],
+                        (true, false) => remote.base_url = remote.base_urls[0].clone(),
+                        _ => {
+                            return Err(bad(
+                                "base_url",
+                                "give the server as base_url, or several as base_urls".into(),
+                            ));
+                        }
+                    }
+                    for url in &remote.base_urls {
+                        check_url(name, url)?;
+                    }
                     for (field, value) in [
                         ("dimensions", remote.dimensions),
                         ("max_tokens", remote.max_tokens),

@@ -151,10 +151,10 @@ fn print_summary(job: &IngestionJob, name: &str, took: std::time::Duration, chun
 }
 
 /// The embedding server a model is on, if it is a remote one.
-fn remote_url<'a>(config: &'a quarry_core::config::Config, model: &str) -> Option<&'a str> {
+fn remote_url(config: &quarry_core::config::Config, model: &str) -> Option<String> {
     use quarry_core::config::ModelConfig;
     match config.models.get(model)? {
-        ModelConfig::OpenaiEmbeddings(r) | ModelConfig::Tei(r) => Some(&r.base_url),
+        ModelConfig::OpenaiEmbeddings(r) | ModelConfig::Tei(r) => Some(r.base_urls.join(", ")),
         _ => None,
     }
 }

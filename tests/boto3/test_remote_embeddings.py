@@ -50,7 +50,8 @@ class RemoteEmbeddings(unittest.TestCase):
         for kb, ds, model, folder in [("REMOTEKB01", "REMOTEDS01", "remote-minilm", "docs"),
                                       ("TEIKB00001", "TEIDS00001", "tei", "tei-docs"),
                                       ("FLAKYKB001", "FLAKYDS001", "flaky", "docs"),
-                                      ("NOWHEREKB1", "NOWHEREDS1", "nowhere", "docs")]:
+                                      ("NOWHEREKB1", "NOWHEREDS1", "nowhere", "docs"),
+                                      ("FAILOVERK1", "FAILOVERD1", "failover", "docs")]:
             kbs += f'''
 [[knowledge_bases]]
 id = "{kb}"
@@ -85,6 +86,11 @@ max_retries = 1
 kind = "openai-embeddings"
 base_url = "{cls.flaky.url}/v1"
 model = "flaky"
+dimensions = 64
+
+[models.failover]
+kind = "tei"
+base_urls = ["http://127.0.0.1:{nowhere}", "{cls.tei.url}"]
 dimensions = 64
 
 [models.nowhere]
@@ -174,6 +180,15 @@ max_retries = 1
         first, second = self.flaky.requests("/v1/embeddings")[:2]
         self.assertEqual(first["body"]["input"], second["body"]["input"])
         self.assertGreaterEqual(second["time"] - first["time"], 0.9)
+
+    def test_with_several_servers_a_dead_one_is_passed_over(self):
+        before = len(self.tei.requests("/embed"))
+        job = self.server.sync("FAILOVERK1", "FAILOVERD1")
+        self.assertEqual(job["status"], "COMPLETE", job)
+        self.assertEqual(job["statistics"]["numberOfDocumentsFailed"], 0, job)
+        self.assertGreater(len(self.tei.requests("/embed")), before)
+        hits = self.retrieve("FAILOVERK1", "How many vacation days do new employees get?")
+        self.assertIn("vacation", hits[0]["content"]["text"].lower())
 
     def test_a_server_that_is_not_there_fails_the_job_with_a_reason(self):
         job = self.server.sync("NOWHEREKB1", "NOWHEREDS1")

@@ -30,6 +30,10 @@ pub struct RemoteEmbedder {
     api_key: Option<String>,
     tokenizer: RemoteTokenizer,
     agent: ureq::Agent,
+    /// The servers (`base_urls`, or `base_url` alone).
+    servers: Vec<String>,
+    /// Which server the next batch starts on.
+    turn: AtomicUsize,
 }
 
 /// One batch's vectors, or why there are none.
@@ -61,21 +65,36 @@ impl RemoteEmbedder {
             .http_status_as_error(false)
             .build()
             .new_agent();
+        let mut servers = config.base_urls.clone();
+        if servers.is_empty() {
+            servers.push(config.base_url.clone());
+        }
         Ok(Self {
             protocol,
             config,
             api_key,
             tokenizer,
             agent,
+            servers,
+            turn: AtomicUsize::new(0),
         })
     }
 
-    fn url(&self) -> String {
-        let base = self.config.base_url.trim_end_matches('/');
+    /// The endpoint of server `i` (wrapping round).
+    fn url(&self, i: usize) -> String {
+        let base = self.servers[i % self.servers.len()].trim_end_matches('/');
         match self.protocol {
             Protocol::OpenAi => format!("{base}/embeddings"),
             Protocol::Tei => format!("{base}/embed"),
         }
+    }
+
+    /// All the endpoints, for messages.
+    fn urls(&self) -> String {
+        (0..self.servers.len())
+            .map(|i| self.url(i))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn body(&self, texts: &[&str]) -> Value {
@@ -89,17 +108,21 @@ impl RemoteEmbedder {
         }
     }
 
-    /// One batch, retried as configured.
+    /// One batch, retried as configured: each attempt on the next server, so with several a
+    /// failing one is passed over (a backoff only once every server has been tried).
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let body = self.body(texts);
+        let first = self.turn.fetch_add(1, Ordering::Relaxed);
         let mut last = String::new();
         for attempt in 0..=self.config.max_retries {
-            match self.attempt(&body, texts.len())? {
+            let url = self.url(first + attempt as usize);
+            match self.attempt(&url, &body, texts.len())? {
                 Attempt::Done(vectors) => return Ok(vectors),
                 Attempt::Transient(reason, wait) => {
-                    tracing::warn!(url = %self.url(), attempt, %reason, "embedding server failed; retrying");
-                    last = reason;
-                    if attempt < self.config.max_retries {
+                    tracing::warn!(%url, attempt, %reason, "embedding server failed; retrying");
+                    last = format!("{url}: {reason}");
+                    let round_done = (attempt as usize + 1) % self.servers.len() == 0;
+                    if attempt < self.config.max_retries && (round_done || wait.is_some()) {
                         let backoff = Duration::from_millis(200 << attempt.min(6));
                         std::thread::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(30)));
                     }
@@ -108,14 +131,13 @@ impl RemoteEmbedder {
         }
         Err(EmbedError::Remote(format!(
             "{} failed after {} attempts: {last}",
-            self.url(),
+            self.urls(),
             self.config.max_retries + 1
         )))
     }
 
-    fn attempt(&self, body: &Value, expected: usize) -> Result<Attempt, EmbedError> {
-        let url = self.url();
-        let mut call = self.agent.post(&url);
+    fn attempt(&self, url: &str, body: &Value, expected: usize) -> Result<Attempt, EmbedError> {
+        let mut call = self.agent.post(url);
         if let Some(key) = &self.api_key {
             call = call.header("authorization", &format!("Bearer {key}"));
         }
@@ -287,7 +309,7 @@ impl Embedder for RemoteEmbedder {
         if out.len() != texts.len() {
             return Err(EmbedError::Remote(format!(
                 "{} returned {} vectors for {} texts",
-                self.url(),
+                self.urls(),
                 out.len(),
                 texts.len()
             )));
