@@ -121,7 +121,7 @@ impl RemoteEmbedder {
                 Attempt::Transient(reason, wait) => {
                     tracing::warn!(%url, attempt, %reason, "embedding server failed; retrying");
                     last = format!("{url}: {reason}");
-                    let round_done = (attempt as usize + 1) % self.servers.len() == 0;
+                    let round_done = (attempt as usize + 1).is_multiple_of(self.servers.len());
                     if attempt < self.config.max_retries && (round_done || wait.is_some()) {
                         let backoff = Duration::from_millis(200 << attempt.min(6));
                         std::thread::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(30)));
