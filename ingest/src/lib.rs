@@ -9,6 +9,7 @@ pub mod lock;
 #[cfg(feature = "s3")]
 pub mod notifications;
 pub mod parsers;
+mod prepare;
 pub mod sidecar;
 pub mod sources;
 pub mod sync;

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::job::{IngestionJob, JobStatus};
 use crate::ledger::{Ledger, LedgerEntry, LedgerError};
-use crate::parsers::parse_document;
-use crate::sidecar::{Sidecar, described_document, parse_sidecar};
+use crate::prepare::{Prepared, prepare};
+use crate::sidecar::described_document;
 use crate::sources::{Source, SourceError, SourceObject};
 
 /// Everything a sync of one data source works with.
@@ -71,7 +71,7 @@ pub trait SyncObserver: Sync {
 }
 
 /// Runs `f`, telling the observer how long it took.
-fn timed<T>(observer: &dyn SyncObserver, stage: Stage, f: impl FnOnce() -> T) -> T {
+pub(crate) fn timed<T>(observer: &dyn SyncObserver, stage: Stage, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let out = f();
     observer.stage(stage, started.elapsed(), 0);
@@ -190,7 +190,7 @@ fn sync(
     // The next documents are fetched and parsed on a look-ahead thread while this one
     // chunks, embeds and writes, so a remote embedding server (or the encoder) never waits
     // on the source or the parsers. Only this thread writes.
-    let source = target.source;
+    let (source, chunker) = (target.source, target.chunker);
     let max_bytes = target.max_document_bytes;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared, DocumentError>>(LOOKAHEAD);
     std::thread::scope(|scope| {
@@ -205,6 +205,7 @@ fn sync(
                 let sidecar = sidecars.get(doc.key.as_str()).copied();
                 let prepared = prepare(
                     source,
+                    chunker,
                     max_bytes,
                     doc,
                     sidecar,
@@ -220,15 +221,31 @@ fn sync(
         // waits for the look-ahead thread, which then stops instead of waiting to send.
         let rx = rx;
         let mut last_save = Instant::now();
-        for doc in documents {
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let Ok(prepared) = rx.recv() else {
-                break; // stopped
+        let mut next_document = documents.iter();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(first) = rx.recv() else {
+                break; // every document is done, or the look-ahead stopped
             };
-            let chunks = process_document(target, job, doc, prepared, observer)?;
-            observer.document_done(&doc.key, chunks);
+            // Whatever else is ready joins it, so small documents still make full batches.
+            let mut size = texts_of(&first);
+            let mut group = vec![first];
+            while size < GROUP_TEXTS {
+                match rx.try_recv() {
+                    Ok(more) => {
+                        size += texts_of(&more);
+                        group.push(more);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let vectors = embed_group(target, &group, observer)?;
+            for (prepared, vectors) in group.into_iter().zip(vectors) {
+                let doc = next_document
+                    .next()
+                    .expect("the look-ahead sends one result per document, in order");
+                let chunks = process_document(target, job, doc, prepared, vectors, observer)?;
+                observer.document_done(&doc.key, chunks);
+            }
             if last_save.elapsed() > Duration::from_secs(2) {
                 save(target, job);
                 last_save = Instant::now();
@@ -236,6 +253,68 @@ fn sync(
         }
         Ok(())
     })
+}
+
+/// A document's vectors, or why it has none.
+type DocumentVectors = Result<Vec<Vec<f32>>, DocumentError>;
+
+/// Texts embedded together at most, across documents.
+const GROUP_TEXTS: usize = 256;
+
+fn texts_of(prepared: &Result<Prepared, DocumentError>) -> usize {
+    match prepared {
+        Ok(Prepared::Content { chunks, .. }) => chunks.len(),
+        _ => 0,
+    }
+}
+
+/// Embeds the chunks of a group of prepared documents in one call (the embedder batches
+/// and, for a remote one, keeps several requests in flight); each document gets its own
+/// vectors. A remote server that fails stops the job; any other failure is retried
+/// document by document, so that only the document at fault fails.
+fn embed_group(
+    target: &SyncTarget<'_>,
+    group: &[Result<Prepared, DocumentError>],
+    observer: &dyn SyncObserver,
+) -> Result<Vec<DocumentVectors>, SyncError> {
+    let texts: Vec<Vec<String>> = group
+        .iter()
+        .map(|p| p.as_ref().map(Prepared::texts).unwrap_or_default())
+        .collect();
+    let all: Vec<&str> = texts.iter().flatten().map(String::as_str).collect();
+    if all.is_empty() {
+        return Ok(texts.iter().map(|_| Ok(Vec::new())).collect());
+    }
+    match timed(observer, Stage::Embed, || target.embedder.embed(&all)) {
+        Ok(vectors) => {
+            let mut vectors = vectors.into_iter();
+            Ok(texts
+                .iter()
+                .map(|t| Ok(vectors.by_ref().take(t.len()).collect()))
+                .collect())
+        }
+        Err(quarry_core::EmbedError::Remote(reason)) => Err(SyncError::Embedding(reason)),
+        Err(_) if group.len() > 1 => {
+            // Find the document at fault: each on its own.
+            let mut out = Vec::with_capacity(texts.len());
+            for t in &texts {
+                let refs: Vec<&str> = t.iter().map(String::as_str).collect();
+                if refs.is_empty() {
+                    out.push(Ok(Vec::new()));
+                    continue;
+                }
+                match embed_texts(target, &refs, observer) {
+                    Ok(v) => out.push(Ok(v)),
+                    Err(DocumentError::Fatal(e)) => return Err(e),
+                    Err(failed) => out.push(Err(failed)),
+                }
+            }
+            Ok(out)
+        }
+        Err(e) => Ok(vec![Err(DocumentError::Failed(format!(
+            "embedding failed: {e}"
+        )))]),
+    }
 }
 
 /// Documents fetched and parsed ahead of the one being embedded.
@@ -247,11 +326,15 @@ fn process_document(
     job: &mut IngestionJob,
     doc: &SourceObject,
     prepared: Result<Prepared, DocumentError>,
+    vectors: DocumentVectors,
     observer: &dyn SyncObserver,
 ) -> Result<usize, SyncError> {
     let ds = target.data_source_id;
     let mut chunks = 0;
-    match prepared.and_then(|p| commit(target, doc, p, &mut chunks, observer)) {
+    let written = prepared
+        .and_then(|p| vectors.map(|v| (p, v)))
+        .and_then(|(p, v)| commit(target, doc, p, v, &mut chunks, observer));
+    match written {
         Ok(Outcome::Unchanged) => {}
         Ok(Outcome::New) => job.statistics.number_of_new_documents_indexed += 1,
         Ok(Outcome::Modified { metadata_changed }) => {
@@ -273,6 +356,63 @@ fn process_document(
         Err(DocumentError::Fatal(e)) => return Err(e),
     }
     Ok(chunks)
+}
+
+/// Writes what [`prepare`] found: the ledger entry, the metadata, or the chunks.
+fn commit(
+    target: &SyncTarget<'_>,
+    doc: &SourceObject,
+    prepared: Prepared,
+    vectors: Vec<Vec<f32>>,
+    chunk_count: &mut usize,
+    observer: &dyn SyncObserver,
+) -> Result<Outcome, DocumentError> {
+    let ds = target.data_source_id;
+    match prepared {
+        Prepared::Unchanged => Ok(Outcome::Unchanged),
+        Prepared::Metadata { entry, attributes } => {
+            let started = Instant::now();
+            let changed = attributes.is_some();
+            if let Some(attributes) = attributes {
+                target
+                    .store
+                    .set_document_metadata(ds, &doc.key, &attributes)?;
+            }
+            target.ledger.put(ds, &entry)?;
+            observer.stage(Stage::Index, started.elapsed(), 0);
+            Ok(if changed {
+                Outcome::MetadataOnly
+            } else {
+                Outcome::Unchanged
+            })
+        }
+        Prepared::Content {
+            entry,
+            chunks,
+            attributes,
+            was_indexed,
+            sidecar_changed,
+            ..
+        } => {
+            *chunk_count = write_chunks(
+                target,
+                &doc.key,
+                &target.source.uri(&doc.key),
+                chunks,
+                vectors,
+                &attributes,
+                observer,
+                entry,
+            )?;
+            Ok(if was_indexed {
+                Outcome::Modified {
+                    metadata_changed: sidecar_changed,
+                }
+            } else {
+                Outcome::New
+            })
+        }
+    }
 }
 
 /// Removes a document the source no longer has.
@@ -330,13 +470,16 @@ pub fn run_sync_keys(
                         u64::from(sidecar.is_some());
                     let prepared = prepare(
                         target.source,
+                        target.chunker,
                         target.max_document_bytes,
                         &doc,
                         sidecar.as_ref(),
                         ledger.get(key),
                         &(),
                     );
-                    process_document(target, job, &doc, prepared, &())?;
+                    let mut vectors = embed_group(target, std::slice::from_ref(&prepared), &())?;
+                    let vectors = vectors.pop().unwrap_or_else(|| Ok(Vec::new()));
+                    process_document(target, job, &doc, prepared, vectors, &())?;
                 }
                 None => {
                     if let Some(entry) = ledger.get(key) {
@@ -368,9 +511,8 @@ fn finish(
     save(target, job);
 }
 
-/// Chunks, embeds and writes one parsed document, replacing whatever the index held for it:
-/// the ledger marks it pending first and records it (with `entry`'s state and the new chunk
-/// ids) last, so a crash in between leaves it to be redone. Returns the chunk count.
+/// Chunks, embeds and writes one parsed document, replacing whatever the index held for it
+/// (direct ingestion's path; a sync prepares and embeds ahead and calls [`write_chunks`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn write_document(
     target: &SyncTarget<'_>,
@@ -380,9 +522,8 @@ pub(crate) fn write_document(
     metadata: &quarry_core::Metadata,
     embedding_prefix: &str,
     observer: &dyn SyncObserver,
-    mut entry: LedgerEntry,
+    entry: LedgerEntry,
 ) -> Result<usize, DocumentError> {
-    let ds = target.data_source_id;
     let chunks = timed(observer, Stage::Chunk, || target.chunker.chunk(parsed));
     if chunks.is_empty() {
         return Err(DocumentError::Failed(
@@ -394,14 +535,49 @@ pub(crate) fn write_document(
         .map(|c| format!("{embedding_prefix}{}", c.text))
         .collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let vectors = timed(observer, Stage::Embed, || target.embedder.embed(&text_refs)).map_err(
-        |e| match e {
-            quarry_core::EmbedError::Remote(reason) => DocumentError::Fatal(SyncError::Embedding(
-                format!("embedding {key} failed: {reason}"),
-            )),
-            other => DocumentError::Failed(format!("embedding failed: {other}")),
-        },
-    )?;
+    let vectors = embed_texts(target, &text_refs, observer)?;
+    write_chunks(
+        target, key, source_uri, chunks, vectors, metadata, observer, entry,
+    )
+}
+
+/// One document's texts embedded: a remote server that fails is fatal to the job, any other
+/// failure is the document's.
+fn embed_texts(
+    target: &SyncTarget<'_>,
+    texts: &[&str],
+    observer: &dyn SyncObserver,
+) -> Result<Vec<Vec<f32>>, DocumentError> {
+    timed(observer, Stage::Embed, || target.embedder.embed(texts)).map_err(|e| match e {
+        quarry_core::EmbedError::Remote(reason) => {
+            DocumentError::Fatal(SyncError::Embedding(format!("embedding failed: {reason}")))
+        }
+        other => DocumentError::Failed(format!("embedding failed: {other}")),
+    })
+}
+
+/// Writes a document's embedded chunks in place of whatever the index held for it: the
+/// ledger marks it pending first and records it (with `entry`'s state and the new chunk ids)
+/// last, so a crash in between leaves it to be redone. Returns the chunk count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_chunks(
+    target: &SyncTarget<'_>,
+    key: &str,
+    source_uri: &str,
+    chunks: Vec<quarry_core::Chunk>,
+    vectors: Vec<Vec<f32>>,
+    metadata: &quarry_core::Metadata,
+    observer: &dyn SyncObserver,
+    mut entry: LedgerEntry,
+) -> Result<usize, DocumentError> {
+    let ds = target.data_source_id;
+    if vectors.len() != chunks.len() {
+        return Err(DocumentError::Failed(format!(
+            "embedding failed: {} vectors for {} chunks",
+            vectors.len(),
+            chunks.len()
+        )));
+    }
     let stored: Vec<StoredChunk> = chunks
         .into_iter()
         .zip(vectors)
@@ -445,180 +621,4 @@ pub fn chunk_id(data_source_id: &str, key: &str, index: usize, text: &str) -> St
         h.update([0]);
     }
     hex::encode(&h.finalize()[..16])
-}
-
-/// What a document needs, found without writing anything: nothing, its metadata, or its
-/// parsed text (chunked, embedded and written by [`commit`]).
-pub(crate) enum Prepared {
-    Unchanged,
-    /// Same content and embedded metadata: the ledger entry (and the sidecar's attributes,
-    /// when they changed) are all there is to write.
-    Metadata {
-        entry: LedgerEntry,
-        attributes: Option<quarry_core::Metadata>,
-    },
-    Content {
-        entry: LedgerEntry,
-        parsed: quarry_core::ParsedDocument,
-        attributes: quarry_core::Metadata,
-        prefix: String,
-        was_indexed: bool,
-        sidecar_changed: bool,
-    },
-}
-
-/// Reads what a document needs: its listing against the ledger, its sidecar, its bytes and
-/// their hash, and, when the content or the embedded metadata changed, its parsed text.
-fn prepare(
-    source: &dyn Source,
-    max_document_bytes: u64,
-    doc: &SourceObject,
-    sidecar_object: Option<&SourceObject>,
-    entry: Option<&LedgerEntry>,
-    observer: &dyn SyncObserver,
-) -> Result<Prepared, DocumentError> {
-    let fetch = |key: &str| -> Result<Vec<u8>, SourceError> {
-        let started = Instant::now();
-        let bytes = source.fetch(key)?;
-        observer.stage(Stage::Fetch, started.elapsed(), bytes.len());
-        Ok(bytes)
-    };
-    let indexed = entry.filter(|e| !e.pending);
-    let sidecar_version = sidecar_object
-        .map(|s| format!("{}:{}", s.size, s.version))
-        .unwrap_or_default();
-    let listing_same = indexed.is_some_and(|e| e.size == doc.size && e.version == doc.version);
-    if listing_same && indexed.is_some_and(|e| e.sidecar_version == sidecar_version) {
-        return Ok(Prepared::Unchanged);
-    }
-    if doc.size > max_document_bytes {
-        return Err(DocumentError::Failed(
-            quarry_core::ParseError::TooLarge {
-                size: doc.size,
-                limit: max_document_bytes,
-            }
-            .to_string(),
-        ));
-    }
-    let (sidecar, sidecar_hash) = match sidecar_object {
-        Some(object) => {
-            let bytes = fetch(&object.key)?;
-            let sidecar = parse_sidecar(&bytes)
-                .map_err(|e| DocumentError::Failed(format!("{}: {e}", object.key)))?;
-            (sidecar, sha256_hex(&bytes))
-        }
-        None => (Sidecar::default(), String::new()),
-    };
-    let prefix = sidecar.embedding_prefix();
-    let embedded_metadata_hash = if prefix.is_empty() {
-        String::new()
-    } else {
-        sha256_hex(prefix.as_bytes())
-    };
-
-    let mut bytes = None;
-    let content_hash = match indexed {
-        Some(e) if listing_same => e.content_hash.clone(),
-        _ => {
-            let b = fetch(&doc.key)?;
-            let h = sha256_hex(&b);
-            bytes = Some(b);
-            h
-        }
-    };
-    let content_changed = indexed.is_none_or(|e| e.content_hash != content_hash);
-    let embedding_changed =
-        indexed.is_none_or(|e| e.embedded_metadata_hash != embedded_metadata_hash);
-    let sidecar_changed = indexed.is_some_and(|e| e.sidecar_hash != sidecar_hash);
-    let new_entry = LedgerEntry {
-        key: doc.key.clone(),
-        size: doc.size,
-        version: doc.version.clone(),
-        content_hash,
-        sidecar_version,
-        sidecar_hash,
-        embedded_metadata_hash,
-        chunk_ids: indexed.map(|e| e.chunk_ids.clone()).unwrap_or_default(),
-        pending: false,
-    };
-
-    if !content_changed && !embedding_changed {
-        return Ok(Prepared::Metadata {
-            entry: new_entry,
-            attributes: sidecar_changed.then_some(sidecar.attributes),
-        });
-    }
-
-    let bytes = match bytes {
-        Some(b) => b,
-        None => fetch(&doc.key)?,
-    };
-    let parsed = timed(observer, Stage::Parse, || {
-        parse_document(&doc.key, &bytes, max_document_bytes)
-    })
-    .map_err(|e| DocumentError::Failed(e.to_string()))?;
-    Ok(Prepared::Content {
-        entry: new_entry,
-        parsed,
-        attributes: sidecar.attributes,
-        prefix,
-        was_indexed: indexed.is_some(),
-        sidecar_changed,
-    })
-}
-
-/// Writes what [`prepare`] found: the ledger entry, the metadata, or the chunks.
-fn commit(
-    target: &SyncTarget<'_>,
-    doc: &SourceObject,
-    prepared: Prepared,
-    chunk_count: &mut usize,
-    observer: &dyn SyncObserver,
-) -> Result<Outcome, DocumentError> {
-    let ds = target.data_source_id;
-    match prepared {
-        Prepared::Unchanged => Ok(Outcome::Unchanged),
-        Prepared::Metadata { entry, attributes } => {
-            let started = Instant::now();
-            let changed = attributes.is_some();
-            if let Some(attributes) = attributes {
-                target
-                    .store
-                    .set_document_metadata(ds, &doc.key, &attributes)?;
-            }
-            target.ledger.put(ds, &entry)?;
-            observer.stage(Stage::Index, started.elapsed(), 0);
-            Ok(if changed {
-                Outcome::MetadataOnly
-            } else {
-                Outcome::Unchanged
-            })
-        }
-        Prepared::Content {
-            entry,
-            parsed,
-            attributes,
-            prefix,
-            was_indexed,
-            sidecar_changed,
-        } => {
-            *chunk_count = write_document(
-                target,
-                &doc.key,
-                &target.source.uri(&doc.key),
-                &parsed,
-                &attributes,
-                &prefix,
-                observer,
-                entry,
-            )?;
-            Ok(if was_indexed {
-                Outcome::Modified {
-                    metadata_changed: sidecar_changed,
-                }
-            } else {
-                Outcome::New
-            })
-        }
-    }
 }

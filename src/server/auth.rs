@@ -205,7 +205,7 @@ impl Auth {
     /// a page elsewhere posting to 127.0.0.1, or a name of the attacker's rebound to
     /// 127.0.0.1. Only loopback `Host` names are served, and only same-origin or listed
     /// `Origin`s.
-    fn check_open_request(&self, parts: &Parts) -> ApiResult<()> {
+    pub fn check_open_request(&self, parts: &Parts) -> ApiResult<()> {
         let host = parts
             .headers
             .get("host")
@@ -301,6 +301,23 @@ pub async fn authenticate(
     }
 }
 
+/// Middleware over every path in open mode (`/metrics` and unknown paths too): only loopback
+/// `Host` names and same-origin or listed `Origin`s.
+pub async fn guard_open_mode(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.auth.is_open() {
+        let (parts, body) = req.into_parts();
+        if let Err(e) = state.auth.check_open_request(&parts) {
+            return e.into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(req).await
+}
+
 async fn authenticated(state: &AppState, req: Request) -> ApiResult<Request> {
     let (parts, body) = req.into_parts();
     let limits = &state.registry.config.server;
@@ -336,7 +353,7 @@ async fn authenticated(state: &AppState, req: Request) -> ApiResult<Request> {
         let (bytes, _) = read_body(body, limit, timeout).await?;
         (principal, bytes)
     } else if auth.is_open() {
-        auth.check_open_request(&parts)?;
+        // (`guard_open_mode` has checked Host and Origin for every path)
         let (bytes, _) = read_body(body, limit, timeout).await?;
         let principal = Principal {
             access_key_id: None,

@@ -134,6 +134,10 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     }
     let app = app
         .fallback(|| async { ApiError::NotFound("no such operation".into()) })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard_open_mode,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state.clone());
     if let Some(tls) = &tls {

@@ -283,9 +283,9 @@ class OpenMode(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.close()
 
-    def request(self, headers):
-        body = b'{"retrievalQuery": {"text": "battery"}}'
-        lines = [f"POST {RETRIEVE} HTTP/1.1", f"content-length: {len(body)}", "content-type: text/plain",
+    def request(self, headers, method="POST", path=RETRIEVE):
+        body = b'{"retrievalQuery": {"text": "battery"}}' if method == "POST" else b""
+        lines = [f"{method} {path} HTTP/1.1", f"content-length: {len(body)}", "content-type: text/plain",
                  "connection: close"] + [f"{k}: {v}" for k, v in headers.items()]
         with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
             s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
@@ -299,6 +299,9 @@ class OpenMode(unittest.TestCase):
             status, reply = self.request({"host": host})
             self.assertEqual(status, 403, reply)
             self.assertIn(b"loopback", reply)
+            # Nor are the metrics read through a rebound name.
+            status, reply = self.request({"host": host}, method="GET", path="/metrics")
+            self.assertEqual(status, 403, reply)
 
     def test_cross_site_origins_are_refused(self):
         status, reply = self.request({"host": f"127.0.0.1:{self.port}", "origin": "https://evil.example"})

@@ -220,21 +220,8 @@ impl QdrantStore {
         };
         let query_norm = norm(query);
         let mut best: Vec<SearchHit> = Vec::new();
-        let mut offset: Option<qdrant::PointId> = None;
-        loop {
-            let mut request = ScrollPointsBuilder::new(&self.collection)
-                .limit(1000)
-                .with_payload(true)
-                .with_vectors(true);
-            if let Some(f) = pre.clone() {
-                request = request.filter(f);
-            }
-            if let Some(o) = offset.take() {
-                request = request.offset(o);
-            }
-            let page = self.block(self.client.scroll(request)).map_err(storage)?;
-            for point in page.result {
-                let chunk = chunk_from(point.payload, dense(point.vectors));
+        self.pages(pre, true, |page| {
+            for chunk in page {
                 if filter.is_some_and(|f| !f.matches(&chunk.full_metadata())) {
                     continue;
                 }
@@ -250,11 +237,8 @@ impl QdrantStore {
             }
             best.sort_by(|a, b| b.score.total_cmp(&a.score));
             best.truncate(k);
-            match page.next_page_offset {
-                Some(next) => offset = Some(next),
-                None => return Ok(best),
-            }
-        }
+        })?;
+        Ok(best)
     }
 
     /// Every point of a filter, with payloads and (if asked) vectors.
@@ -264,6 +248,17 @@ impl QdrantStore {
         vectors: bool,
     ) -> Result<Vec<StoredChunk>, StoreError> {
         let mut out = Vec::new();
+        self.pages(filter, vectors, |page| out.extend(page))?;
+        Ok(out)
+    }
+
+    /// Every point of a filter, a page of 1,000 at a time.
+    fn pages(
+        &self,
+        filter: Option<qdrant::Filter>,
+        vectors: bool,
+        mut each: impl FnMut(Vec<StoredChunk>),
+    ) -> Result<(), StoreError> {
         let mut offset: Option<qdrant::PointId> = None;
         loop {
             let mut request = ScrollPointsBuilder::new(&self.collection)
@@ -277,14 +272,15 @@ impl QdrantStore {
                 request = request.offset(o);
             }
             let page = self.block(self.client.scroll(request)).map_err(storage)?;
-            out.extend(
+            each(
                 page.result
                     .into_iter()
-                    .map(|p| chunk_from(p.payload, dense(p.vectors))),
+                    .map(|p| chunk_from(p.payload, dense(p.vectors)))
+                    .collect(),
             );
             match page.next_page_offset {
                 Some(next) => offset = Some(next),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
     }
