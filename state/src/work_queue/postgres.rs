@@ -1,0 +1,172 @@
+//! The work queue of a cluster, in PostgreSQL: claims take free rows with
+//! `FOR UPDATE SKIP LOCKED`, so replicas claiming at once never wait on, nor get, each
+//! other's items; leases are measured on the database's clock, so replicas' clocks do not
+//! matter.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use postgres::{Client, NoTls};
+
+use super::{Claim, QueueCounts, WorkQueue, millis};
+use crate::StateError;
+
+pub struct PgWorkQueue {
+    db: Mutex<Client>,
+    table: String,
+}
+
+impl PgWorkQueue {
+    /// Connects and creates the queue's table when missing. `table` is a plain SQL name
+    /// (letters, digits and `_`).
+    pub fn open(url: &str, table: &str) -> Result<Self, StateError> {
+        if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StateError::Database(format!(
+                "{table:?} is not a plain SQL table name"
+            )));
+        }
+        let mut db = Client::connect(url, NoTls)?;
+        // Replicas starting together would race on CREATE … IF NOT EXISTS (it is not atomic in
+        // PostgreSQL): one at a time, under an advisory lock held for the transaction.
+        db.batch_execute(&format!(
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtext('quarry-state-schema'));
+             CREATE TABLE IF NOT EXISTS {table} (
+                 job_id TEXT NOT NULL,
+                 key TEXT NOT NULL,
+                 state TEXT NOT NULL DEFAULT 'queued',
+                 worker TEXT,
+                 lease_until TIMESTAMPTZ,
+                 attempt BIGINT NOT NULL DEFAULT 0,
+                 failure TEXT,
+                 PRIMARY KEY (job_id, key)
+             );
+             CREATE INDEX IF NOT EXISTS {table}_claimable ON {table} (job_id, state, lease_until);
+             COMMIT;"
+        ))?;
+        Ok(Self {
+            db: Mutex::new(db),
+            table: table.to_owned(),
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Client> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl WorkQueue for PgWorkQueue {
+    fn enqueue(&self, job_id: &str, keys: &[String]) -> Result<usize, StateError> {
+        let t = &self.table;
+        let added = self.db().execute(
+            &format!(
+                "INSERT INTO {t} (job_id, key) SELECT $1, unnest($2::text[])
+                 ON CONFLICT (job_id, key) DO NOTHING"
+            ),
+            &[&job_id, &keys],
+        )?;
+        Ok(added as usize)
+    }
+
+    fn claim(
+        &self,
+        job_id: &str,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, StateError> {
+        let t = &self.table;
+        let rows = self.db().query(
+            &format!(
+                "UPDATE {t} SET state = 'claimed', worker = $2,
+                        lease_until = now() + $4 * interval '1 millisecond', attempt = attempt + 1
+                 WHERE (job_id, key) IN (
+                     SELECT job_id, key FROM {t} WHERE job_id = $1
+                       AND (state = 'queued' OR (state = 'claimed' AND lease_until < now()))
+                     ORDER BY key LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING key, attempt"
+            ),
+            &[
+                &job_id,
+                &worker,
+                &i64::try_from(max).unwrap_or(i64::MAX),
+                &(millis(lease) as f64),
+            ],
+        )?;
+        let mut claims: Vec<Claim> = rows
+            .iter()
+            .map(|r| Claim {
+                job_id: job_id.to_owned(),
+                key: r.get(0),
+                attempt: r.get(1),
+            })
+            .collect();
+        claims.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(claims)
+    }
+
+    fn renew(&self, claim: &Claim, lease: Duration) -> Result<bool, StateError> {
+        let t = &self.table;
+        let changed = self.db().execute(
+            &format!(
+                "UPDATE {t} SET lease_until = now() + $4 * interval '1 millisecond'
+                 WHERE job_id = $1 AND key = $2 AND attempt = $3 AND state = 'claimed'"
+            ),
+            &[
+                &claim.job_id,
+                &claim.key,
+                &claim.attempt,
+                &(millis(lease) as f64),
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn finish(&self, claim: &Claim, failure: Option<&str>) -> Result<bool, StateError> {
+        let t = &self.table;
+        let state = if failure.is_some() { "failed" } else { "done" };
+        let changed = self.db().execute(
+            &format!(
+                "UPDATE {t} SET state = $4, failure = $5, lease_until = NULL
+                 WHERE job_id = $1 AND key = $2 AND attempt = $3 AND state = 'claimed'"
+            ),
+            &[&claim.job_id, &claim.key, &claim.attempt, &state, &failure],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn counts(&self, job_id: &str) -> Result<QueueCounts, StateError> {
+        let t = &self.table;
+        let mut counts = QueueCounts::default();
+        for row in self.db().query(
+            &format!("SELECT state, COUNT(*) FROM {t} WHERE job_id = $1 GROUP BY state"),
+            &[&job_id],
+        )? {
+            let n = row.get::<_, i64>(1) as u64;
+            match row.get::<_, &str>(0) {
+                "queued" => counts.queued = n,
+                "claimed" => counts.claimed = n,
+                "done" => counts.done = n,
+                _ => counts.failed = n,
+            }
+        }
+        Ok(counts)
+    }
+
+    fn failures(&self, job_id: &str) -> Result<Vec<(String, String)>, StateError> {
+        let t = &self.table;
+        Ok(self
+            .db()
+            .query(
+                &format!(
+                    "SELECT key, coalesce(failure, '') FROM {t}
+                     WHERE job_id = $1 AND state = 'failed' ORDER BY key"
+                ),
+                &[&job_id],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+}
