@@ -115,7 +115,10 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         state.clone(),
         auth::authenticate,
     ));
-    let mut app = Router::new().merge(api);
+    let mut app = Router::new()
+        .merge(api)
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready));
     if let Some(metrics_listener) = metrics_listener {
         let metrics_app = Router::new()
             .route("/metrics", get(metrics_text))
@@ -215,6 +218,32 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// 200 while the process runs (unauthenticated, for load balancers and orchestrators).
+async fn live() -> impl IntoResponse {
+    (
+        [("content-type", "application/json")],
+        r#"{"status":"live"}"#,
+    )
+}
+
+/// 200 once the server serves (its knowledge bases are open before it listens); 503 once
+/// shutdown has begun, so a load balancer stops sending new requests while those in flight
+/// finish.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let stopping = state
+        .shutting_down
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let (status, body) = if stopping {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"stopping"}"#,
+        )
+    } else {
+        (axum::http::StatusCode::OK, r#"{"status":"ready"}"#)
+    };
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
@@ -241,7 +270,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     state
         .metrics
         .observe_request(operation, status, started.elapsed());
-    if operation != "Metrics" {
+    if !matches!(operation, "Metrics" | "HealthLive" | "HealthReady") {
         let principal = response
             .extensions()
             .get::<Principal>()

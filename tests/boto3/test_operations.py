@@ -1,10 +1,26 @@
 """Operating the server: 429 past saturation, /metrics, graceful shutdown that resumes jobs."""
 import concurrent.futures
+import json
 import time
 import unittest
 import urllib.request
 
 from harness import Server
+
+
+class Health(unittest.TestCase):
+    def test_live_and_ready_need_no_signature(self):
+        server = Server()
+        try:
+            for path, status in (("/health/live", "live"), ("/health/ready", "ready")):
+                code, headers, body = server.raw("GET", path)
+                self.assertEqual(code, 200, body)
+                self.assertEqual(json.loads(body)["status"], status)
+            # Everything else still needs one.
+            code, _, _ = server.raw("GET", "/knowledgebases/DEMOKB0001")
+            self.assertEqual(code, 403)
+        finally:
+            server.close()
 
 
 class Throttling(unittest.TestCase):

@@ -102,6 +102,8 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
             "StopIngestionJob"
         }
         ("GET", "/metrics") => "Metrics",
+        ("GET", "/health/live") => "HealthLive",
+        ("GET", "/health/ready") => "HealthReady",
         ("POST", "/events") => "S3Events",
         ("POST", "/v1/embeddings") => "CreateEmbeddings",
         ("PUT", "/knowledgebases/{kb}/datasources/{ds}/documents") => {
