@@ -2,6 +2,11 @@
 pub enum StateError {
     #[error("state database: {0}")]
     Database(String),
+    /// Another replica, of a newer Quarry, has migrated the database past this build.
+    #[error(
+        "the cluster's database is at schema version {found}, newer than this Quarry knows ({known}): upgrade this replica to the version the others run"
+    )]
+    NewerSchema { found: i64, known: i64 },
 }
 
 impl From<rusqlite::Error> for StateError {

@@ -8,11 +8,14 @@
 //! leases when they expire and another finishes its documents; each document's outcome is
 //! counted once. This is the groundwork of cluster mode; the server does not use it yet.
 //!
+//! On PostgreSQL the tables come from [`schema`]'s versioned migrations.
+//!
 //! Both implementations are blocking. The `postgres` client runs a runtime of its own, so
 //! call them from plain threads (ingestion jobs run on those), never from async code.
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod schema;
 pub mod suite;
 mod work_queue;
 

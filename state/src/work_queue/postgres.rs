@@ -1,7 +1,7 @@
 //! The work queue of a cluster, in PostgreSQL: claims take free rows with
 //! `FOR UPDATE SKIP LOCKED`, so replicas claiming at once never wait on, nor get, each
 //! other's items; leases are measured on the database's clock, so replicas' clocks do not
-//! matter.
+//! matter. The table comes from [`crate::schema`].
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,36 +17,13 @@ pub struct PgWorkQueue {
 }
 
 impl PgWorkQueue {
-    /// Connects and creates the queue's table when missing. `table` is a plain SQL name
-    /// (letters, digits and `_`).
-    pub fn open(url: &str, table: &str) -> Result<Self, StateError> {
-        if table.is_empty() || !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(StateError::Database(format!(
-                "{table:?} is not a plain SQL table name"
-            )));
-        }
+    /// Connects and brings the database's schema up to date (see [`crate::schema`]).
+    pub fn open(url: &str) -> Result<Self, StateError> {
         let mut db = Client::connect(url, NoTls)?;
-        // Replicas starting together would race on CREATE … IF NOT EXISTS (it is not atomic in
-        // PostgreSQL): one at a time, under an advisory lock held for the transaction.
-        db.batch_execute(&format!(
-            "BEGIN;
-             SELECT pg_advisory_xact_lock(hashtext('quarry-state-schema'));
-             CREATE TABLE IF NOT EXISTS {table} (
-                 job_id TEXT NOT NULL,
-                 key TEXT NOT NULL,
-                 state TEXT NOT NULL DEFAULT 'queued',
-                 worker TEXT,
-                 lease_until TIMESTAMPTZ,
-                 attempt BIGINT NOT NULL DEFAULT 0,
-                 failure TEXT,
-                 PRIMARY KEY (job_id, key)
-             );
-             CREATE INDEX IF NOT EXISTS {table}_claimable ON {table} (job_id, state, lease_until);
-             COMMIT;"
-        ))?;
+        crate::schema::migrate(&mut db)?;
         Ok(Self {
             db: Mutex::new(db),
-            table: table.to_owned(),
+            table: "quarry_work_items".to_owned(),
         })
     }
 
