@@ -32,6 +32,18 @@ pub struct QueueCounts {
     pub failed: u64,
 }
 
+impl QueueCounts {
+    /// Counts `n` items in `state` (as the tables name states).
+    fn add(&mut self, state: &str, n: u64) {
+        match state {
+            "queued" => self.queued += n,
+            "claimed" => self.claimed += n,
+            "done" => self.done += n,
+            _ => self.failed += n,
+        }
+    }
+}
+
 pub trait WorkQueue: Send + Sync {
     /// Adds items to a job; keys already there are left as they are. Returns how many were
     /// new.

@@ -120,13 +120,7 @@ impl WorkQueue for PgWorkQueue {
             &format!("SELECT state, COUNT(*) FROM {t} WHERE job_id = $1 GROUP BY state"),
             &[&job_id],
         )? {
-            let n = row.get::<_, i64>(1) as u64;
-            match row.get::<_, &str>(0) {
-                "queued" => counts.queued = n,
-                "claimed" => counts.claimed = n,
-                "done" => counts.done = n,
-                _ => counts.failed = n,
-            }
+            counts.add(row.get::<_, &str>(0), row.get::<_, i64>(1) as u64);
         }
         Ok(counts)
     }

@@ -151,13 +151,7 @@ impl WorkQueue for SqliteWorkQueue {
         })?;
         for row in found {
             let (state, n) = row?;
-            let n = n as u64;
-            match state.as_str() {
-                "queued" => counts.queued = n,
-                "claimed" => counts.claimed = n,
-                "done" => counts.done = n,
-                _ => counts.failed = n,
-            }
+            counts.add(&state, n as u64);
         }
         Ok(counts)
     }
