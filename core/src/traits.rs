@@ -82,6 +82,18 @@ pub trait VectorStore: Send + Sync {
     fn dimension(&self) -> usize;
     /// Inserts or replaces chunks by id.
     fn upsert(&self, chunks: &[StoredChunk]) -> Result<(), StoreError>;
+    /// Writes from now until [`VectorStore::end_batch`] may be held back where a store keeps
+    /// a second index beside its vectors (the lexical side of `HybridStore`) and applied
+    /// together. The vectors themselves are written at once, as always.
+    fn begin_batch(&self) {}
+    /// Ends a batch and applies whatever it held back.
+    fn end_batch(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Applies whatever is held back now (a write that must be visible when it returns).
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Removes every chunk of one document; returns how many were removed.
     fn delete_document(
         &self,

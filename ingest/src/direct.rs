@@ -115,6 +115,9 @@ pub fn ingest(
             Err(DocumentError::Fatal(e)) => return Err(e),
         }
     }
+    // A sync of the same knowledge base may be holding lexical changes back: these must be
+    // searchable when the request returns.
+    target.store.flush()?;
     Ok(out)
 }
 
@@ -210,6 +213,7 @@ pub fn delete(
         target.ledger.remove(ds, &key)?;
         out.push(detail(id, "DELETING", None));
     }
+    target.store.flush()?;
     Ok(out)
 }
 

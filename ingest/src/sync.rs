@@ -136,8 +136,10 @@ pub fn run_sync(
 ) {
     job.status = JobStatus::InProgress;
     save(target, job);
+    target.store.begin_batch();
     let result = sync(target, job, stop, observer);
-    finish(target, job, stop, result);
+    let applied = target.store.end_batch().map_err(SyncError::from);
+    finish(target, job, stop, result.and(applied));
 }
 
 fn save(target: &SyncTarget<'_>, job: &mut IngestionJob) {
@@ -442,6 +444,7 @@ pub fn run_sync_keys(
 ) {
     job.status = JobStatus::InProgress;
     save(target, job);
+    target.store.begin_batch();
     let result = (|| -> Result<(), SyncError> {
         let mut documents: Vec<&str> = keys
             .iter()
@@ -490,7 +493,8 @@ pub fn run_sync_keys(
         }
         Ok(())
     })();
-    finish(target, job, stop, result);
+    let applied = target.store.end_batch().map_err(SyncError::from);
+    finish(target, job, stop, result.and(applied));
 }
 
 fn finish(

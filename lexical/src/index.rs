@@ -7,7 +7,7 @@
 //! idempotent replace by chunk id or document, so the sync's crash-safety rules (pending
 //! marks, redo) hold here as they do for the vectors.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -71,8 +71,29 @@ fn document_term(field: Field, data_source_id: &str, document_key: &str) -> Term
     Term::from_field_text(field, &format!("{data_source_id}\u{0}{document_key}"))
 }
 
+/// One change to the index, for [`LexicalIndex::apply`].
+#[derive(Debug, Clone)]
+pub enum LexicalOp {
+    /// Index chunks, replacing any under the same ids.
+    Upsert(Vec<StoredChunk>),
+    /// Replace every chunk of a document.
+    Replace {
+        data_source_id: String,
+        document_key: String,
+        chunks: Vec<StoredChunk>,
+    },
+    /// Remove every chunk of a document.
+    Delete {
+        data_source_id: String,
+        document_key: String,
+    },
+}
+
 pub struct LexicalIndex {
     index: Index,
+    /// Beside the index: present while changes are held back from it (see
+    /// [`LexicalIndex::mark_pending`]).
+    pending_marker: PathBuf,
     reader: IndexReader,
     fields: Fields,
     /// One writer at a time within this process; the index's lock file covers others.
@@ -105,9 +126,60 @@ impl LexicalIndex {
             .try_into()?;
         Ok(Self {
             index,
+            pending_marker: dir.with_extension("pending"),
             reader,
             fields,
             writing: Mutex::new(()),
+        })
+    }
+
+    /// Records that changes already made to the vectors are held back from this index (a
+    /// batch not yet applied). If the process dies before [`LexicalIndex::clear_pending`],
+    /// the next open rebuilds the index from the store.
+    pub fn mark_pending(&self) -> Result<(), LexicalError> {
+        std::fs::write(&self.pending_marker, b"")?;
+        Ok(())
+    }
+
+    /// Every held-back change has been applied.
+    pub fn clear_pending(&self) -> Result<(), LexicalError> {
+        match std::fs::remove_file(&self.pending_marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies changes in order, in one commit.
+    pub fn apply(&self, ops: &[LexicalOp]) -> Result<(), LexicalError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.change(|writer, f| {
+            for op in ops {
+                match op {
+                    LexicalOp::Upsert(chunks) => {
+                        for chunk in chunks {
+                            writer.delete_term(Term::from_field_text(f.chunk_id, &chunk.id));
+                        }
+                        add_chunks(writer, f, chunks)?;
+                    }
+                    LexicalOp::Replace {
+                        data_source_id,
+                        document_key,
+                        chunks,
+                    } => {
+                        writer.delete_term(document_term(f.document, data_source_id, document_key));
+                        add_chunks(writer, f, chunks)?;
+                    }
+                    LexicalOp::Delete {
+                        data_source_id,
+                        document_key,
+                    } => {
+                        writer.delete_term(document_term(f.document, data_source_id, document_key));
+                    }
+                }
+            }
+            Ok(())
         })
     }
 
@@ -125,37 +197,7 @@ impl LexicalIndex {
         if chunks.is_empty() {
             return Ok(());
         }
-        self.change(|writer, f| {
-            for chunk in chunks {
-                writer.delete_term(Term::from_field_text(f.chunk_id, &chunk.id));
-            }
-            add_chunks(writer, f, chunks)
-        })
-    }
-
-    /// Replaces every chunk of one document with `chunks`, in one commit.
-    pub fn replace_document(
-        &self,
-        data_source_id: &str,
-        document_key: &str,
-        chunks: &[StoredChunk],
-    ) -> Result<(), LexicalError> {
-        self.change(|writer, f| {
-            writer.delete_term(document_term(f.document, data_source_id, document_key));
-            add_chunks(writer, f, chunks)
-        })
-    }
-
-    /// Removes every chunk of one document.
-    pub fn delete_document(
-        &self,
-        data_source_id: &str,
-        document_key: &str,
-    ) -> Result<(), LexicalError> {
-        self.change(|writer, f| {
-            writer.delete_term(document_term(f.document, data_source_id, document_key));
-            Ok(())
-        })
+        self.apply(&[LexicalOp::Upsert(chunks.to_vec())])
     }
 
     /// The chunks best matching `query` by BM25 (k1 1.2, b 0.75), best first, at most
@@ -186,11 +228,18 @@ impl LexicalIndex {
 
     /// Re-indexes every chunk of `store` when the two disagree on how many chunks there are
     /// (an index from before the lexical side existed, one discarded as stale, or one a crash
-    /// left behind a restored store). Returns whether it rebuilt.
+    /// left behind a restored store), or when changes held back from it were never applied.
+    /// Returns whether it rebuilt.
     pub fn rebuild_if_stale(&self, store: &dyn VectorStore) -> Result<bool, RebuildError> {
         let stored = store.len().map_err(RebuildError::Store)?;
-        if stored == self.len() {
+        let held_back = self.pending_marker.exists();
+        if stored == self.len() && !held_back {
             return Ok(false);
+        }
+        if held_back {
+            tracing::info!(
+                "the lexical index missed changes held back when the last writer stopped"
+            );
         }
         tracing::info!(
             chunks = stored,
@@ -207,6 +256,7 @@ impl LexicalIndex {
             let chunks = store.chunks(batch).map_err(RebuildError::Store)?;
             self.upsert(&chunks)?;
         }
+        self.clear_pending()?;
         tracing::info!(chunks = stored, took = ?started.elapsed(), "lexical index rebuilt");
         Ok(true)
     }

@@ -9,4 +9,4 @@ mod index;
 
 pub use analyzer::analyze;
 pub use hybrid_store::HybridStore;
-pub use index::{LexicalError, LexicalIndex, RebuildError};
+pub use index::{LexicalError, LexicalIndex, LexicalOp, RebuildError};

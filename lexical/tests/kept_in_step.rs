@@ -119,3 +119,69 @@ fn queries_of_stop_words_or_punctuation_match_nothing() {
     assert!(found(&store, "the of and").is_empty());
     assert!(found(&store, "?!\"(*").is_empty());
 }
+
+/// In a batch the lexical changes are held back and applied together at its end; a process
+/// that dies with some held back leaves a marker, and the index is rebuilt from the vectors
+/// when next opened — even when the chunk counts happen to agree.
+#[test]
+fn a_batch_holds_changes_back_and_a_crash_mid_batch_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .upsert(&[chunk("a1", "a.txt", "Penguins huddle together.")])
+        .unwrap();
+    store.begin_batch();
+    store
+        .replace_document(
+            "DS00000001",
+            "a.txt",
+            &[chunk("a1", "a.txt", "Glaciers carve valleys.")],
+        )
+        .unwrap();
+    assert_eq!(found(&store, "glacier"), Vec::<String>::new(), "held back");
+    assert!(dir.path().join("lexical.pending").exists());
+    store.end_batch().unwrap();
+    assert_eq!(found(&store, "glacier"), ["a1"]);
+    assert!(!dir.path().join("lexical.pending").exists());
+
+    // Dies mid-batch (no end, no drop): same count on both sides, but stale text.
+    store.begin_batch();
+    store
+        .replace_document(
+            "DS00000001",
+            "a.txt",
+            &[chunk("a1", "a.txt", "Volcanoes erupt molten rock.")],
+        )
+        .unwrap();
+    std::mem::forget(store);
+    let vectors: Arc<dyn VectorStore> =
+        Arc::new(HnswStore::open(&dir.path().join("hnsw"), 2, HnswParams::default()).unwrap());
+    let lexical = LexicalIndex::open(&dir.path().join("lexical")).unwrap();
+    assert_eq!(lexical.len(), 1);
+    assert!(lexical.rebuild_if_stale(vectors.as_ref()).unwrap());
+    let hits: Vec<String> = lexical
+        .search("volcano", 10)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(hits, ["a1"]);
+    assert!(lexical.search("glacier", 10).unwrap().is_empty());
+    assert!(!dir.path().join("lexical.pending").exists());
+
+    // Many changes in one batch are applied in bounded groups, not all at the end.
+    let store = HybridStore::new(vectors, Arc::new(lexical));
+    store.begin_batch();
+    for i in 0..70 {
+        store
+            .upsert(&[chunk(
+                &format!("n{i}"),
+                &format!("n{i}.txt"),
+                "Notes about penguins.",
+            )])
+            .unwrap();
+    }
+    assert!(store.lexical().len() >= 64, "applied after 64 held back");
+    store.end_batch().unwrap();
+    assert_eq!(store.lexical().len(), 71);
+}
