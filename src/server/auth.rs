@@ -332,35 +332,33 @@ async fn authenticated(state: &AppState, req: Request) -> ApiResult<Request> {
         return Err(too_large(limit));
     }
     let auth = &state.auth;
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let signed = SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-    };
-    let principal = if let Some(by_key) = auth.api_key(&parts) {
+    let (principal, bytes) = if let Some(by_key) = auth.api_key(&parts) {
         let principal = by_key?;
-        let (bytes, _) = read_body(body, limit, timeout).await?;
-        (principal, bytes)
+        (principal, read_body(body, limit, timeout).await?.0)
     } else if auth.is_open() {
         // (`guard_open_mode` has checked Host and Origin for every path)
-        let (bytes, _) = read_body(body, limit, timeout).await?;
         let principal = Principal {
             access_key_id: None,
             grant: Grant::All,
         };
-        (principal, bytes)
+        (principal, read_body(body, limit, timeout).await?.0)
     } else {
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let signed = SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &headers,
+        };
         let authorization = parts
             .headers
             .get("authorization")
@@ -375,7 +373,6 @@ async fn authenticated(state: &AppState, req: Request) -> ApiResult<Request> {
         };
         (principal, bytes)
     };
-    let (principal, bytes) = principal;
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(principal);
     Ok(req)
