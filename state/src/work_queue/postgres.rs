@@ -11,9 +11,11 @@ use postgres::{Client, NoTls};
 use super::{Claim, QueueCounts, WorkQueue, millis};
 use crate::StateError;
 
+/// The queue's table, made by migration 1 of [`crate::schema`].
+const TABLE: &str = "quarry_work_items";
+
 pub struct PgWorkQueue {
     db: Mutex<Client>,
-    table: String,
 }
 
 impl PgWorkQueue {
@@ -21,10 +23,7 @@ impl PgWorkQueue {
     pub fn open(url: &str) -> Result<Self, StateError> {
         let mut db = Client::connect(url, NoTls)?;
         crate::schema::migrate(&mut db)?;
-        Ok(Self {
-            db: Mutex::new(db),
-            table: "quarry_work_items".to_owned(),
-        })
+        Ok(Self { db: Mutex::new(db) })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Client> {
@@ -34,7 +33,7 @@ impl PgWorkQueue {
 
 impl WorkQueue for PgWorkQueue {
     fn enqueue(&self, job_id: &str, keys: &[String]) -> Result<usize, StateError> {
-        let t = &self.table;
+        let t = TABLE;
         let added = self.db().execute(
             &format!(
                 "INSERT INTO {t} (job_id, key) SELECT $1, unnest($2::text[])
@@ -52,7 +51,7 @@ impl WorkQueue for PgWorkQueue {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, StateError> {
-        let t = &self.table;
+        let t = TABLE;
         let rows = self.db().query(
             &format!(
                 "UPDATE {t} SET state = 'claimed', worker = $2,
@@ -84,7 +83,7 @@ impl WorkQueue for PgWorkQueue {
     }
 
     fn renew(&self, claim: &Claim, lease: Duration) -> Result<bool, StateError> {
-        let t = &self.table;
+        let t = TABLE;
         let changed = self.db().execute(
             &format!(
                 "UPDATE {t} SET lease_until = now() + $4 * interval '1 millisecond'
@@ -101,7 +100,7 @@ impl WorkQueue for PgWorkQueue {
     }
 
     fn finish(&self, claim: &Claim, failure: Option<&str>) -> Result<bool, StateError> {
-        let t = &self.table;
+        let t = TABLE;
         let state = if failure.is_some() { "failed" } else { "done" };
         let changed = self.db().execute(
             &format!(
@@ -114,7 +113,7 @@ impl WorkQueue for PgWorkQueue {
     }
 
     fn counts(&self, job_id: &str) -> Result<QueueCounts, StateError> {
-        let t = &self.table;
+        let t = TABLE;
         let mut counts = QueueCounts::default();
         for row in self.db().query(
             &format!("SELECT state, COUNT(*) FROM {t} WHERE job_id = $1 GROUP BY state"),
@@ -126,7 +125,7 @@ impl WorkQueue for PgWorkQueue {
     }
 
     fn failures(&self, job_id: &str) -> Result<Vec<(String, String)>, StateError> {
-        let t = &self.table;
+        let t = TABLE;
         Ok(self
             .db()
             .query(
