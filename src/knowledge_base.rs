@@ -11,7 +11,7 @@ use quarry_core::config::{
 };
 use quarry_core::{Chunker, Embedder, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles, Protocol, RemoteEmbedder};
-use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError};
+use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError, SqliteLedger};
 use quarry_lexical::{HybridStore, LexicalIndex};
 use quarry_vectorstores::{
     HnswParams, HnswStore, PgVectorConfig, PgVectorStore, QdrantConfig, QdrantStore,
@@ -23,7 +23,7 @@ pub struct KnowledgeBase {
     /// The vectors with the lexical index kept in step: write through this.
     pub store: Arc<dyn VectorStore>,
     pub lexical: Arc<LexicalIndex>,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: Arc<Mutex<Box<dyn Ledger>>>,
     pub dir: PathBuf,
 }
 
@@ -63,7 +63,7 @@ impl KnowledgeBase {
             .rebuild_if_stale(vectors.as_ref())
             .with_context(|| format!("rebuilding the lexical index in {}", dir.display()))?;
         let store = Arc::new(HybridStore::new(vectors, lexical.clone()));
-        let ledger = Ledger::open(&ledger_path(&dir))?;
+        let ledger: Box<dyn Ledger> = Box::new(SqliteLedger::open(&ledger_path(&dir))?);
         Ok(Self {
             config,
             embedder,
@@ -103,13 +103,13 @@ impl KnowledgeBase {
         }
     }
 
-    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+    pub fn ledger(&self) -> MutexGuard<'_, Box<dyn Ledger>> {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A connection of its own to the ledger, for a job running on another thread.
-    pub fn open_ledger(&self) -> anyhow::Result<Ledger> {
-        Ok(Ledger::open(&ledger_path(&self.dir))?)
+    pub fn open_ledger(&self) -> anyhow::Result<Box<dyn Ledger>> {
+        Ok(Box::new(SqliteLedger::open(&ledger_path(&self.dir))?))
     }
 
     pub fn data_source(&self, id_or_name: &str) -> Option<&DataSourceConfig> {

@@ -15,7 +15,7 @@ pub mod sources;
 pub mod sync;
 
 pub use job::{IngestionJob, JobStatus, Statistics};
-pub use ledger::Ledger;
+pub use ledger::{Ledger, PgLedger, SqliteLedger};
 pub use lock::DataSourceLock;
 pub use sources::{LocalFolder, Source, SourceError, SourceObject};
 #[cfg(feature = "s3")]

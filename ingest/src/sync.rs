@@ -24,7 +24,7 @@ pub struct SyncTarget<'a> {
     pub chunker: &'a dyn Chunker,
     pub embedder: &'a dyn Embedder,
     pub store: &'a dyn VectorStore,
-    pub ledger: &'a Ledger,
+    pub ledger: &'a dyn Ledger,
     pub max_document_bytes: u64,
 }
 

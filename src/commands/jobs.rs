@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use quarry_ingest::Ledger;
+use quarry_ingest::{Ledger, SqliteLedger};
 
 #[derive(clap::Args)]
 pub struct JobsArgs {
@@ -20,7 +20,7 @@ pub fn run(config_path: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
         .knowledge_base(&args.kb)
         .ok_or_else(|| anyhow::anyhow!("no knowledge base {:?}", args.kb))?;
     // The ledger alone: listing jobs needs no model.
-    let ledger = Ledger::open(&crate::knowledge_base::ledger_path_for(&config, kb))?;
+    let ledger = SqliteLedger::open(&crate::knowledge_base::ledger_path_for(&config, kb))?;
     let jobs = ledger.jobs(None)?;
     if args.json {
         for job in &jobs {

@@ -76,7 +76,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             chunker: chunker.as_ref(),
             embedder: kb.embedder.as_ref(),
             store: kb.store.as_ref(),
-            ledger: &ledger,
+            ledger: ledger.as_ref(),
             max_document_bytes: config.server.max_document_bytes,
         };
         let progress = SyncProgress::new(&ds.name);

@@ -177,7 +177,7 @@ impl JobManager {
                     run_job(
                         &kb,
                         &ds,
-                        &ledger,
+                        ledger.as_ref(),
                         chunker.as_ref(),
                         &settings,
                         &mut job,
@@ -298,7 +298,7 @@ impl JobManager {
 fn run_job(
     kb: &KnowledgeBase,
     ds: &DataSourceConfig,
-    ledger: &Ledger,
+    ledger: &dyn Ledger,
     chunker: &dyn quarry_core::Chunker,
     settings: &Settings,
     job: &mut IngestionJob,

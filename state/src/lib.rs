@@ -15,9 +15,11 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod pg_thread;
 pub mod schema;
 pub mod suite;
 mod work_queue;
 
 pub use error::StateError;
+pub use pg_thread::PgConnection;
 pub use work_queue::{Claim, PgWorkQueue, QueueCounts, SqliteWorkQueue, WorkQueue};

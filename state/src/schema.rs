@@ -21,6 +21,73 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (job_id, key)
      );
      CREATE INDEX quarry_work_items_claimable ON quarry_work_items (job_id, state, lease_until);",
+    // 2: cluster mode: what each item came to, the ledger, jobs, knowledge bases made through
+    // the API, sessions, the lexical change log, replicas, and access-key grants.
+    "ALTER TABLE quarry_work_items ADD COLUMN outcome TEXT;
+     CREATE TABLE quarry_ledger (
+         kb_id TEXT NOT NULL,
+         data_source_id TEXT NOT NULL,
+         key TEXT NOT NULL,
+         size BIGINT NOT NULL,
+         version TEXT NOT NULL,
+         content_hash TEXT NOT NULL,
+         sidecar_version TEXT NOT NULL,
+         sidecar_hash TEXT NOT NULL,
+         embedded_metadata_hash TEXT NOT NULL,
+         chunk_ids TEXT NOT NULL,
+         pending BOOLEAN NOT NULL,
+         PRIMARY KEY (kb_id, data_source_id, key)
+     );
+     CREATE TABLE quarry_jobs (
+         job_id TEXT PRIMARY KEY,
+         kb_id TEXT NOT NULL,
+         data_source_id TEXT NOT NULL,
+         kind TEXT NOT NULL,
+         status TEXT NOT NULL,
+         started_at TIMESTAMPTZ NOT NULL,
+         record TEXT NOT NULL
+     );
+     CREATE UNIQUE INDEX quarry_jobs_one_running ON quarry_jobs (kb_id, data_source_id)
+         WHERE status IN ('STARTING', 'IN_PROGRESS', 'STOPPING');
+     CREATE INDEX quarry_jobs_by_source ON quarry_jobs (kb_id, data_source_id, started_at);
+     CREATE TABLE quarry_pending_keys (
+         kb_id TEXT NOT NULL,
+         data_source_id TEXT NOT NULL,
+         key TEXT NOT NULL,
+         PRIMARY KEY (kb_id, data_source_id, key)
+     );
+     CREATE TABLE quarry_knowledge_bases (
+         id TEXT PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE,
+         config TEXT NOT NULL,
+         created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+         updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+     );
+     CREATE TABLE quarry_sessions (
+         id TEXT PRIMARY KEY,
+         owner TEXT NOT NULL,
+         turns TEXT NOT NULL,
+         updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+     );
+     CREATE TABLE quarry_lexical_log (
+         seq BIGSERIAL PRIMARY KEY,
+         kb_id TEXT NOT NULL,
+         op TEXT NOT NULL
+     );
+     CREATE INDEX quarry_lexical_log_by_kb ON quarry_lexical_log (kb_id, seq);
+     CREATE TABLE quarry_replicas (
+         name TEXT PRIMARY KEY,
+         address TEXT NOT NULL,
+         started_at TIMESTAMPTZ NOT NULL,
+         heartbeat_at TIMESTAMPTZ NOT NULL,
+         documents_processed BIGINT NOT NULL DEFAULT 0,
+         lexical_lag BIGINT NOT NULL DEFAULT 0,
+         ready BOOLEAN NOT NULL DEFAULT false
+     );
+     CREATE TABLE quarry_settings (
+         name TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );",
 ];
 
 /// The version this build brings a database to.

@@ -81,7 +81,7 @@ pub fn claims_are_exclusive_across_replicas(open: &OpenQueue) {
                             return mine;
                         }
                         for c in batch {
-                            assert!(q.finish(&c, None).unwrap());
+                            assert!(q.finish(&c, "done", None).unwrap());
                             mine.push(c.key);
                         }
                     }
@@ -115,12 +115,15 @@ pub fn an_expired_lease_passes_the_item_on_and_counts_it_once(open: &OpenQueue) 
     );
     assert!(taken.iter().all(|c| c.attempt == 2));
     // The replica that lost its lease comes back: its work is not counted.
-    assert!(!a.finish(&dead[0], None).unwrap());
+    assert!(!a.finish(&dead[0], "done", None).unwrap());
     assert!(!a.renew(&dead[1], LONG).unwrap());
     for c in &taken {
-        assert!(b.finish(c, None).unwrap());
+        assert!(b.finish(c, "done", None).unwrap());
     }
-    assert!(!b.finish(&taken[0], None).unwrap(), "finished twice");
+    assert!(
+        !b.finish(&taken[0], "done", None).unwrap(),
+        "finished twice"
+    );
     let counts = a.counts(&job).unwrap();
     assert_eq!((counts.done, counts.claimed, counts.queued), (3, 0, 0));
 }
@@ -136,7 +139,7 @@ pub fn renewing_keeps_the_item(open: &OpenQueue) {
     assert!(a.renew(&mine[0], LONG).unwrap());
     std::thread::sleep(Duration::from_millis(400));
     assert!(b.claim(&job, "replica-b", 1, LONG).unwrap().is_empty());
-    assert!(a.finish(&mine[0], None).unwrap());
+    assert!(a.finish(&mine[0], "done", None).unwrap());
 }
 
 pub fn failures_keep_their_reasons(open: &OpenQueue) {
@@ -144,12 +147,19 @@ pub fn failures_keep_their_reasons(open: &OpenQueue) {
     let job = job();
     q.enqueue(&job, &keys(3)).unwrap();
     let claims = q.claim(&job, "replica-a", 3, LONG).unwrap();
-    assert!(q.finish(&claims[0], Some("malformed PDF")).unwrap());
-    assert!(q.finish(&claims[1], None).unwrap());
+    assert!(
+        q.finish(&claims[0], "failed", Some("malformed PDF"))
+            .unwrap()
+    );
+    assert!(q.finish(&claims[1], "new", None).unwrap());
     assert_eq!(
         q.failures(&job).unwrap(),
         vec![(claims[0].key.clone(), "malformed PDF".to_owned())]
     );
     let counts = q.counts(&job).unwrap();
     assert_eq!((counts.done, counts.failed, counts.claimed), (1, 1, 1));
+    assert_eq!(
+        q.outcomes(&job).unwrap(),
+        vec![("failed".to_owned(), 1), ("new".to_owned(), 1)]
+    );
 }

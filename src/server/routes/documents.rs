@@ -290,7 +290,7 @@ async fn with_target<T: Send + 'static>(
                 chunker: chunker.as_ref(),
                 embedder: kb.embedder.as_ref(),
                 store: kb.store.as_ref(),
-                ledger: &ledger,
+                ledger: ledger.as_ref(),
                 max_document_bytes,
             };
             work(&target, ds.bucket.as_deref()).map_err(|e| match e {

@@ -63,9 +63,18 @@ pub trait WorkQueue: Send + Sync {
     /// Extends a claim's lease; `false` when the claim no longer holds the item.
     fn renew(&self, claim: &Claim, lease: Duration) -> Result<bool, StateError>;
 
-    /// Finishes a claimed item, `done` or failed with `failure`; `false` (and nothing
-    /// recorded) when the claim no longer holds the item.
-    fn finish(&self, claim: &Claim, failure: Option<&str>) -> Result<bool, StateError>;
+    /// Finishes a claimed item, `done` or failed with `failure`, recording what came of it
+    /// (`outcome`: a word the caller chooses, counted by [`WorkQueue::outcomes`]); `false`
+    /// (and nothing recorded) when the claim no longer holds the item.
+    fn finish(
+        &self,
+        claim: &Claim,
+        outcome: &str,
+        failure: Option<&str>,
+    ) -> Result<bool, StateError>;
+
+    /// How many finished items of a job had each outcome.
+    fn outcomes(&self, job_id: &str) -> Result<Vec<(String, u64)>, StateError>;
 
     fn counts(&self, job_id: &str) -> Result<QueueCounts, StateError>;
 

@@ -99,17 +99,45 @@ impl WorkQueue for PgWorkQueue {
         Ok(changed == 1)
     }
 
-    fn finish(&self, claim: &Claim, failure: Option<&str>) -> Result<bool, StateError> {
+    fn finish(
+        &self,
+        claim: &Claim,
+        outcome: &str,
+        failure: Option<&str>,
+    ) -> Result<bool, StateError> {
         let t = TABLE;
         let state = if failure.is_some() { "failed" } else { "done" };
         let changed = self.db().execute(
             &format!(
-                "UPDATE {t} SET state = $4, failure = $5, lease_until = NULL
+                "UPDATE {t} SET state = $4, failure = $5, outcome = $6, lease_until = NULL
                  WHERE job_id = $1 AND key = $2 AND attempt = $3 AND state = 'claimed'"
             ),
-            &[&claim.job_id, &claim.key, &claim.attempt, &state, &failure],
+            &[
+                &claim.job_id,
+                &claim.key,
+                &claim.attempt,
+                &state,
+                &failure,
+                &outcome,
+            ],
         )?;
         Ok(changed == 1)
+    }
+
+    fn outcomes(&self, job_id: &str) -> Result<Vec<(String, u64)>, StateError> {
+        let t = TABLE;
+        Ok(self
+            .db()
+            .query(
+                &format!(
+                    "SELECT outcome, COUNT(*) FROM {t}
+                     WHERE job_id = $1 AND outcome IS NOT NULL GROUP BY outcome ORDER BY outcome"
+                ),
+                &[&job_id],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
+            .collect())
     }
 
     fn counts(&self, job_id: &str) -> Result<QueueCounts, StateError> {

@@ -46,6 +46,7 @@ impl SqliteWorkQueue {
                  lease_until INTEGER,
                  attempt INTEGER NOT NULL DEFAULT 0,
                  failure TEXT,
+                 outcome TEXT,
                  PRIMARY KEY (job_id, key)
              );
              CREATE INDEX IF NOT EXISTS work_items_claimable ON work_items (job_id, state, lease_until);",
@@ -131,14 +132,40 @@ impl WorkQueue for SqliteWorkQueue {
         Ok(changed == 1)
     }
 
-    fn finish(&self, claim: &Claim, failure: Option<&str>) -> Result<bool, StateError> {
+    fn finish(
+        &self,
+        claim: &Claim,
+        outcome: &str,
+        failure: Option<&str>,
+    ) -> Result<bool, StateError> {
         let state = if failure.is_some() { "failed" } else { "done" };
         let changed = self.db().execute(
-            "UPDATE work_items SET state = ?4, failure = ?5, lease_until = NULL
+            "UPDATE work_items SET state = ?4, failure = ?5, outcome = ?6, lease_until = NULL
              WHERE job_id = ?1 AND key = ?2 AND attempt = ?3 AND state = 'claimed'",
-            params![claim.job_id, claim.key, claim.attempt, state, failure],
+            params![
+                claim.job_id,
+                claim.key,
+                claim.attempt,
+                state,
+                failure,
+                outcome
+            ],
         )?;
         Ok(changed == 1)
+    }
+
+    fn outcomes(&self, job_id: &str) -> Result<Vec<(String, u64)>, StateError> {
+        let db = self.db();
+        let mut rows = db.prepare(
+            "SELECT outcome, COUNT(*) FROM work_items
+             WHERE job_id = ?1 AND outcome IS NOT NULL GROUP BY outcome ORDER BY outcome",
+        )?;
+        let found = rows
+            .query_map(params![job_id], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(found)
     }
 
     fn counts(&self, job_id: &str) -> Result<QueueCounts, StateError> {

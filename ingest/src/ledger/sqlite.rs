@@ -1,47 +1,20 @@
-//! The ledger: what each data source's last sync indexed (per document: size, version,
-//! content hash, sidecar state, chunk ids), and the ingestion job records. One SQLite file
-//! per knowledge base.
-//!
-//! A document is marked `pending` before its chunks are touched and `indexed` after, so a
-//! sync interrupted at any point is finished by the next: pending documents are always
-//! processed again.
+//! The ledger of one node: one SQLite file per knowledge base.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::{Ledger, LedgerEntry, LedgerError};
 use crate::job::IngestionJob;
 
 const FORMAT_VERSION: i64 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerEntry {
-    pub key: String,
-    pub size: u64,
-    pub version: String,
-    pub content_hash: String,
-    /// `size:version` of the sidecar object, or empty when there is none.
-    pub sidecar_version: String,
-    pub sidecar_hash: String,
-    /// Hash of the attributes embedded with the text (`includeForEmbedding`).
-    pub embedded_metadata_hash: String,
-    pub chunk_ids: Vec<String>,
-    pub pending: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("ledger {path}: {message}")]
-pub struct LedgerError {
-    path: String,
-    message: String,
-}
-
-pub struct Ledger {
+pub struct SqliteLedger {
     db: Connection,
     path: String,
 }
 
-impl Ledger {
+impl SqliteLedger {
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         let shown = path.display().to_string();
         let err = |e: &dyn std::fmt::Display| LedgerError {
@@ -111,8 +84,10 @@ impl Ledger {
             message: e.to_string(),
         }
     }
+}
 
-    pub fn entries(&self, data_source_id: &str) -> Result<Vec<LedgerEntry>, LedgerError> {
+impl Ledger for SqliteLedger {
+    fn entries(&self, data_source_id: &str) -> Result<Vec<LedgerEntry>, LedgerError> {
         let mut stmt = self
             .db
             .prepare(
@@ -140,7 +115,7 @@ impl Ledger {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    pub fn put(&self, data_source_id: &str, entry: &LedgerEntry) -> Result<(), LedgerError> {
+    fn put(&self, data_source_id: &str, entry: &LedgerEntry) -> Result<(), LedgerError> {
         self.db
             .execute(
                 "INSERT OR REPLACE INTO documents (data_source_id, key, size, version, content_hash,
@@ -163,8 +138,7 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    /// Marks a document as being rewritten (creating a placeholder entry if it is new).
-    pub fn mark_pending(&self, data_source_id: &str, key: &str) -> Result<(), LedgerError> {
+    fn mark_pending(&self, data_source_id: &str, key: &str) -> Result<(), LedgerError> {
         self.db
             .execute(
                 "INSERT INTO documents (data_source_id, key, size, version, content_hash, sidecar_version,
@@ -177,7 +151,7 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    pub fn remove(&self, data_source_id: &str, key: &str) -> Result<(), LedgerError> {
+    fn remove(&self, data_source_id: &str, key: &str) -> Result<(), LedgerError> {
         self.db
             .execute(
                 "DELETE FROM documents WHERE data_source_id = ?1 AND key = ?2",
@@ -187,7 +161,7 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    pub fn save_job(&self, job: &IngestionJob) -> Result<(), LedgerError> {
+    fn save_job(&self, job: &IngestionJob) -> Result<(), LedgerError> {
         self.db
             .execute(
                 "INSERT OR REPLACE INTO jobs (ingestion_job_id, data_source_id, started_at, record)
@@ -203,8 +177,7 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    /// One job by id.
-    pub fn job(&self, ingestion_job_id: &str) -> Result<Option<IngestionJob>, LedgerError> {
+    fn job(&self, ingestion_job_id: &str) -> Result<Option<IngestionJob>, LedgerError> {
         let record: Option<String> = self
             .db
             .query_row(
@@ -219,8 +192,7 @@ impl Ledger {
             .transpose()
     }
 
-    /// Jobs of a data source (all data sources when `None`), newest first.
-    pub fn jobs(&self, data_source_id: Option<&str>) -> Result<Vec<IngestionJob>, LedgerError> {
+    fn jobs(&self, data_source_id: Option<&str>) -> Result<Vec<IngestionJob>, LedgerError> {
         let mut stmt = self
             .db
             .prepare(
