@@ -11,7 +11,9 @@ use quarry_core::config::{
 };
 use quarry_core::{Chunker, Embedder, VectorStore};
 use quarry_embed::{BertEmbedder, ModelFiles, Protocol, RemoteEmbedder};
-use quarry_ingest::{Ledger, LocalFolder, S3Bucket, S3Location, Source, SourceError, SqliteLedger};
+use quarry_ingest::{
+    Ledger, LocalFolder, PgLedger, S3Bucket, S3Location, Source, SourceError, SqliteLedger,
+};
 use quarry_lexical::{HybridStore, LexicalIndex};
 use quarry_vectorstores::{
     HnswParams, HnswStore, PgVectorConfig, PgVectorStore, QdrantConfig, QdrantStore,
@@ -25,6 +27,8 @@ pub struct KnowledgeBase {
     pub lexical: Arc<LexicalIndex>,
     ledger: Arc<Mutex<Box<dyn Ledger>>>,
     pub dir: PathBuf,
+    /// In cluster mode: the connection its ledger and change log use.
+    cluster_db: Option<Arc<quarry_state::PgConnection>>,
 }
 
 impl KnowledgeBase {
@@ -71,7 +75,53 @@ impl KnowledgeBase {
             lexical,
             ledger: Arc::new(Mutex::new(ledger)),
             dir,
+            cluster_db: None,
         })
+    }
+
+    /// Opens a knowledge base as a replica of a cluster sees it: the ledger in the cluster's
+    /// database, the vectors in their (shared) store with every change logged, and this
+    /// replica's own lexical index, which the returned follower keeps in step with the log.
+    pub fn open_in_cluster(
+        data_dir: &Path,
+        config: KnowledgeBaseConfig,
+        embedder: Arc<dyn Embedder>,
+        cluster: &crate::cluster::Cluster,
+    ) -> anyhow::Result<(Self, Arc<crate::cluster::lexical_log::Follower>)> {
+        let id = config.id.get_ref().to_string();
+        let dir = data_dir.join(&id);
+        let vectors = open_store(&config.vector_store, &dir, embedder.dimension())
+            .with_context(|| format!("opening the vector store of {}", config.name.get_ref()))?;
+        let lexical = Arc::new(
+            LexicalIndex::open(&dir.join("lexical"))
+                .with_context(|| format!("opening the lexical index in {}", dir.display()))?,
+        );
+        let db = cluster.connection()?;
+        let follower = Arc::new(crate::cluster::lexical_log::Follower::open(
+            &id,
+            lexical.clone(),
+            vectors.as_ref(),
+            db.clone(),
+            &dir,
+        )?);
+        let store = Arc::new(crate::cluster::lexical_log::LoggedStore::new(
+            vectors,
+            db.clone(),
+            &id,
+        ));
+        let ledger: Box<dyn Ledger> = Box::new(PgLedger::new(db.clone(), &id));
+        Ok((
+            Self {
+                config,
+                embedder,
+                store,
+                lexical,
+                ledger: Arc::new(Mutex::new(ledger)),
+                dir,
+                cluster_db: Some(db),
+            },
+            follower,
+        ))
     }
 
     /// The same knowledge base (same store, ledger and model) under a new configuration:
@@ -84,6 +134,7 @@ impl KnowledgeBase {
             lexical: self.lexical.clone(),
             ledger: self.ledger.clone(),
             dir: self.dir.clone(),
+            cluster_db: self.cluster_db.clone(),
         }
     }
 
@@ -109,6 +160,9 @@ impl KnowledgeBase {
 
     /// A connection of its own to the ledger, for a job running on another thread.
     pub fn open_ledger(&self) -> anyhow::Result<Box<dyn Ledger>> {
+        if let Some(db) = &self.cluster_db {
+            return Ok(Box::new(PgLedger::new(db.clone(), self.id())));
+        }
         Ok(Box::new(SqliteLedger::open(&ledger_path(&self.dir))?))
     }
 

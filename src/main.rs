@@ -1,6 +1,7 @@
 //! `quarry`: the knowledge-base service's command line (and, later, its server).
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod commands;
 mod config_file;
 mod knowledge_base;
@@ -57,6 +58,9 @@ enum Command {
     Parse(commands::parse::ParseArgs),
     /// Serve Bedrock's Knowledge Bases API over HTTP.
     Serve(commands::serve::ServeArgs),
+    /// The replicas of a cluster (`[cluster]`).
+    #[command(subcommand)]
+    Cluster(commands::cluster::ClusterCommand),
     /// Helpers for benchmarks.
     #[command(subcommand, hide = true)]
     Bench(commands::bench::BenchCommand),
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(&cli.config, args),
         Command::EvalAnswers(args) => commands::eval_answers::run(&cli.config, args),
         Command::Migrate(args) => commands::migrate::run(&cli.config, args),
+        Command::Cluster(command) => commands::cluster::run(&cli.config, command),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };
     match result {

@@ -22,6 +22,38 @@ pub struct Config {
     /// Defaults for S3 data sources (and the only S3 settings of those made through the API).
     #[serde(default)]
     pub s3: S3Defaults,
+    /// Present: this process is one replica of a service whose state is in PostgreSQL.
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// `[cluster]`: every replica given the same database is the same service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `postgres://user@host:port/database` (the password, if any, from `password_env`).
+    pub database_url: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// How this replica appears in `quarry cluster status` and in the job logs (default: the
+    /// host name and process id).
+    #[serde(default)]
+    pub replica_name: Option<String>,
+    /// How long a claimed document stays this replica's without a renewal; a replica that
+    /// dies loses its documents to the others this long after.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+    /// Documents a replica claims at once (embedded together).
+    #[serde(default = "default_claim_batch")]
+    pub claim_batch: usize,
+}
+
+fn default_lease_secs() -> u64 {
+    30
+}
+
+fn default_claim_batch() -> usize {
+    8
 }
 
 /// Where S3 data sources are read from when they do not say: an S3-compatible endpoint
@@ -623,6 +655,30 @@ impl Config {
                     message: format!(
                         "access key {} does not say which knowledge bases it may use: add knowledge_bases = [ids or names], or [\"*\"] for all",
                         key.id
+                    ),
+                });
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            if cluster.lease_secs == 0 || cluster.claim_batch == 0 {
+                return Err(ConfigError {
+                    span: None,
+                    field: "cluster".into(),
+                    message: "lease_secs and claim_batch must be at least 1".into(),
+                });
+            }
+            if let Some((i, kb)) = self
+                .knowledge_bases
+                .iter()
+                .enumerate()
+                .find(|(_, kb)| kb.vector_store == VectorStoreConfig::Hnsw)
+            {
+                return Err(ConfigError {
+                    span: None,
+                    field: format!("knowledge_bases[{i}].vector_store"),
+                    message: format!(
+                        "knowledge base {} uses the embedded HNSW store, which serves one node; in cluster mode every replica must reach the same vectors: use type = \"pgvector\" (the cluster's database will do) or type = \"qdrant\"",
+                        kb.name.get_ref()
                     ),
                 });
             }

@@ -20,5 +20,7 @@ pub use prompt::{
     DEFAULT_TEMPLATE, OUTPUT_FORMAT_INSTRUCTIONS, Prompt, PromptPassage, build_prompt,
     check_template,
 };
-pub use sessions::{SessionError, SessionStore, Turn, valid_session_id};
+pub use sessions::{
+    MAX_TURNS, SessionError, SessionStore, Sessions, Turn, suite as session_suite, valid_session_id,
+};
 pub use stop::StopScanner;

@@ -24,7 +24,7 @@ struct SessionFile {
 }
 
 /// Turns kept per session (the prompt drops the oldest first anyway).
-const MAX_TURNS: usize = 20;
+pub const MAX_TURNS: usize = 20;
 
 pub struct SessionStore {
     dir: PathBuf,
@@ -39,6 +39,19 @@ pub enum SessionError {
     Unknown(String),
     #[error("session store: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Where sessions live: files under the data directory ([`SessionStore`], one node), or the
+/// cluster's database (every replica continues any session).
+pub trait Sessions: Send + Sync {
+    /// Starts a session belonging to `owner` and returns its id.
+    fn create(&self, owner: &str) -> Result<String, SessionError>;
+    /// The turns of a live session of `owner` (`None`: the operator, who may read any). An
+    /// unknown or expired id, or another owner's session, is the same error.
+    fn turns(&self, id: &str, owner: Option<&str>) -> Result<Vec<Turn>, SessionError>;
+    /// Adds a finished turn to a session of `owner` (`None`: the operator), keeping the last
+    /// [`MAX_TURNS`].
+    fn append(&self, id: &str, owner: Option<&str>, turn: Turn) -> Result<(), SessionError>;
 }
 
 /// Bedrock's session id shape: 2 to 100 of `[0-9a-zA-Z._:-]`.
@@ -67,26 +80,6 @@ impl SessionStore {
         modified.elapsed().is_ok_and(|age| age > self.idle)
     }
 
-    /// Starts a session belonging to `owner` and returns its id (forgetting sessions idle
-    /// for too long).
-    pub fn create(&self, owner: &str) -> Result<String, SessionError> {
-        std::fs::create_dir_all(&self.dir)?;
-        self.sweep();
-        let id = quarry_core::ids::random_uuid();
-        self.write(&id, owner, &[])?;
-        Ok(id)
-    }
-
-    /// The turns of a live session of `owner` (`None`: the operator, who may read any). An
-    /// unknown or expired id, or another owner's session, is the same error.
-    pub fn turns(&self, id: &str, owner: Option<&str>) -> Result<Vec<Turn>, SessionError> {
-        let file = self.read(id)?;
-        match owner {
-            Some(o) if o != file.owner => Err(SessionError::Unknown(id.into())),
-            _ => Ok(file.turns),
-        }
-    }
-
     fn read(&self, id: &str) -> Result<SessionFile, SessionError> {
         if !valid_session_id(id) {
             return Err(SessionError::Unknown(id.into()));
@@ -108,19 +101,6 @@ impl SessionStore {
         Ok(file)
     }
 
-    /// Adds a finished turn to a session of `owner` (`None`: the operator).
-    pub fn append(&self, id: &str, owner: Option<&str>, turn: Turn) -> Result<(), SessionError> {
-        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let file = self.read(id)?;
-        if owner.is_some_and(|o| o != file.owner) {
-            return Err(SessionError::Unknown(id.into()));
-        }
-        let mut turns = file.turns;
-        turns.push(turn);
-        let start = turns.len().saturating_sub(MAX_TURNS);
-        self.write(id, &file.owner, &turns[start..])
-    }
-
     fn write(&self, id: &str, owner: &str, turns: &[Turn]) -> Result<(), SessionError> {
         let path = self.path(id);
         let tmp = path.with_extension("json.tmp");
@@ -134,6 +114,7 @@ impl SessionStore {
         Ok(())
     }
 
+    /// Forgets sessions idle for too long.
     fn sweep(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
@@ -150,8 +131,39 @@ impl SessionStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
+impl Sessions for SessionStore {
+    fn create(&self, owner: &str) -> Result<String, SessionError> {
+        std::fs::create_dir_all(&self.dir)?;
+        self.sweep();
+        let id = quarry_core::ids::random_uuid();
+        self.write(&id, owner, &[])?;
+        Ok(id)
+    }
+
+    fn turns(&self, id: &str, owner: Option<&str>) -> Result<Vec<Turn>, SessionError> {
+        let file = self.read(id)?;
+        match owner {
+            Some(o) if o != file.owner => Err(SessionError::Unknown(id.into())),
+            _ => Ok(file.turns),
+        }
+    }
+
+    fn append(&self, id: &str, owner: Option<&str>, turn: Turn) -> Result<(), SessionError> {
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let file = self.read(id)?;
+        if owner.is_some_and(|o| o != file.owner) {
+            return Err(SessionError::Unknown(id.into()));
+        }
+        let mut turns = file.turns;
+        turns.push(turn);
+        let start = turns.len().saturating_sub(MAX_TURNS);
+        self.write(id, &file.owner, &turns[start..])
+    }
+}
+
+/// Checks every [`Sessions`] passes; `open` gives another handle on the same sessions each
+/// call (another replica's, for the cluster's).
+pub mod suite {
     use super::*;
 
     fn turn(q: &str) -> Turn {
@@ -161,21 +173,72 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_session_keeps_its_turns_in_order_across_store_instances() {
-        let dir = std::env::temp_dir().join(format!("quarry-sessions-{}", fastrand::u64(..)));
-        let store = SessionStore::new(&dir, Duration::from_secs(3600));
-        let id = store.create("KEY/KB").unwrap();
+    pub fn turns_are_kept_in_order_across_handles(open: &dyn Fn() -> Box<dyn Sessions>) {
+        let (a, b) = (open(), open());
+        let id = a.create("KEY/KB").unwrap();
         assert!(valid_session_id(&id));
-        assert!(store.turns(&id, Some("KEY/KB")).unwrap().is_empty());
-        store.append(&id, Some("KEY/KB"), turn("one")).unwrap();
-        store.append(&id, None, turn("two")).unwrap();
-        let again = SessionStore::new(&dir, Duration::from_secs(3600));
+        assert!(b.turns(&id, Some("KEY/KB")).unwrap().is_empty());
+        a.append(&id, Some("KEY/KB"), turn("one")).unwrap();
+        b.append(&id, None, turn("two")).unwrap();
         assert_eq!(
-            again.turns(&id, Some("KEY/KB")).unwrap(),
+            a.turns(&id, Some("KEY/KB")).unwrap(),
             vec![turn("one"), turn("two")]
         );
-        std::fs::remove_dir_all(dir).unwrap();
+        for i in 0..MAX_TURNS {
+            b.append(&id, None, turn(&i.to_string())).unwrap();
+        }
+        let kept = a.turns(&id, None).unwrap();
+        assert_eq!(kept.len(), MAX_TURNS);
+        assert_eq!(kept[MAX_TURNS - 1], turn(&(MAX_TURNS - 1).to_string()));
+        assert!(matches!(
+            a.turns("nope-123", None),
+            Err(SessionError::Unknown(_))
+        ));
+    }
+
+    pub fn a_session_answers_only_its_owner(open: &dyn Fn() -> Box<dyn Sessions>) {
+        let (store, other) = (open(), open());
+        let id = store.create("KEYA/KB1").unwrap();
+        store.append(&id, Some("KEYA/KB1"), turn("secret")).unwrap();
+        for who in ["KEYB/KB1", "KEYA/KB2"] {
+            let read = other.turns(&id, Some(who)).unwrap_err();
+            let unknown = other.turns("never-made", Some(who)).unwrap_err();
+            assert_eq!(
+                read.to_string().replace(&id, "ID"),
+                unknown.to_string().replace("never-made", "ID")
+            );
+            assert!(matches!(
+                other.append(&id, Some(who), turn("intrusion")),
+                Err(SessionError::Unknown(_))
+            ));
+        }
+        assert_eq!(
+            other.turns(&id, Some("KEYA/KB1")).unwrap(),
+            vec![turn("secret")]
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> Box<dyn Sessions> {
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let dir = DIR.get_or_init(|| {
+            std::env::temp_dir().join(format!("quarry-sessions-{}", fastrand::u64(..)))
+        });
+        Box::new(SessionStore::new(dir, Duration::from_secs(3600)))
+    }
+
+    #[test]
+    fn turns_are_kept_in_order_across_handles() {
+        suite::turns_are_kept_in_order_across_handles(&files);
+    }
+
+    #[test]
+    fn a_session_answers_only_its_owner() {
+        suite::a_session_answers_only_its_owner(&files);
     }
 
     #[test]
@@ -198,32 +261,6 @@ mod tests {
             Err(SessionError::Unknown(_))
         ));
         assert!(!dir.join(format!("session-{id}.json")).exists());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    /// Any key that learned a session id could read its turns and add to them.
-    #[test]
-    fn a_session_answers_only_its_owner() {
-        let dir = std::env::temp_dir().join(format!("quarry-sessions-{}", fastrand::u64(..)));
-        let store = SessionStore::new(&dir, Duration::from_secs(3600));
-        let id = store.create("KEYA/KB1").unwrap();
-        store.append(&id, Some("KEYA/KB1"), turn("secret")).unwrap();
-        for other in ["KEYB/KB1", "KEYA/KB2"] {
-            let read = store.turns(&id, Some(other)).unwrap_err();
-            let unknown = store.turns("never-made", Some(other)).unwrap_err();
-            assert_eq!(
-                read.to_string().replace(&id, "ID"),
-                unknown.to_string().replace("never-made", "ID")
-            );
-            assert!(matches!(
-                store.append(&id, Some(other), turn("intrusion")),
-                Err(SessionError::Unknown(_))
-            ));
-        }
-        assert_eq!(
-            store.turns(&id, Some("KEYA/KB1")).unwrap(),
-            vec![turn("secret")]
-        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod direct;
+pub mod items;
 pub mod job;
 pub mod ledger;
 pub mod lock;

@@ -258,7 +258,7 @@ fn sync(
 }
 
 /// A document's vectors, or why it has none.
-type DocumentVectors = Result<Vec<Vec<f32>>, DocumentError>;
+pub(crate) type DocumentVectors = Result<Vec<Vec<f32>>, DocumentError>;
 
 /// Texts embedded together at most, across documents.
 const GROUP_TEXTS: usize = 256;
@@ -274,7 +274,7 @@ fn texts_of(prepared: &Result<Prepared, DocumentError>) -> usize {
 /// and, for a remote one, keeps several requests in flight); each document gets its own
 /// vectors. A remote server that fails stops the job; any other failure is retried
 /// document by document, so that only the document at fault fails.
-fn embed_group(
+pub(crate) fn embed_group(
     target: &SyncTarget<'_>,
     group: &[Result<Prepared, DocumentError>],
     observer: &dyn SyncObserver,
@@ -323,7 +323,7 @@ fn embed_group(
 const LOOKAHEAD: usize = 4;
 
 /// Writes one prepared document and counts its outcome in the job; returns its chunk count.
-fn process_document(
+pub(crate) fn process_document(
     target: &SyncTarget<'_>,
     job: &mut IngestionJob,
     doc: &SourceObject,
@@ -418,7 +418,7 @@ fn commit(
 }
 
 /// Removes a document the source no longer has.
-fn remove_document(
+pub(crate) fn remove_document(
     target: &SyncTarget<'_>,
     job: &mut IngestionJob,
     entry: &LedgerEntry,

@@ -27,7 +27,7 @@ mod postgres {
             "QUARRY_TEST_PG_URL is not set: run the tests with `make test`, which starts PostgreSQL",
         );
         let db = quarry_state::PgConnection::connect(&url).unwrap();
-        db.run(|c| quarry_state::schema::migrate(c)).unwrap();
+        db.run(quarry_state::schema::migrate).unwrap();
         Box::new(PgLedger::new(Arc::new(db), "KB00000001"))
     }
 

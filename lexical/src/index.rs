@@ -246,6 +246,12 @@ impl LexicalIndex {
             indexed = self.len(),
             "rebuilding the lexical index from the vector store"
         );
+        self.rebuild(store)?;
+        Ok(true)
+    }
+
+    /// Re-indexes every chunk of `store`, whatever the index held.
+    pub fn rebuild(&self, store: &dyn VectorStore) -> Result<(), RebuildError> {
         let started = Instant::now();
         self.change(|writer, _| {
             writer.delete_all_documents()?;
@@ -257,8 +263,8 @@ impl LexicalIndex {
             self.upsert(&chunks)?;
         }
         self.clear_pending()?;
-        tracing::info!(chunks = stored, took = ?started.elapsed(), "lexical index rebuilt");
-        Ok(true)
+        tracing::info!(chunks = ids.len(), took = ?started.elapsed(), "lexical index rebuilt");
+        Ok(())
     }
 
     /// Runs one change under the writer lock and commits it.

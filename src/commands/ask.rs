@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
-use quarry_generate::{SessionStore, Turn};
+use quarry_generate::{SessionStore, Sessions, Turn};
 use quarry_retrieve::SearchType;
 
 use crate::knowledge_base::KnowledgeBase;

@@ -54,7 +54,48 @@ pub struct Grants {
     table: RwLock<BTreeMap<String, Grant>>,
     /// Key id → name → the id it was resolved to.
     resolved: RwLock<BTreeMap<String, BTreeMap<String, String>>>,
-    path: PathBuf,
+    kept: GrantStore,
+}
+
+/// Where resolved grants are kept: a file of the data directory (one node), or the cluster's
+/// database, so every replica resolves a name to the same knowledge base.
+pub enum GrantStore {
+    File(PathBuf),
+    Cluster(std::sync::Arc<quarry_state::PgConnection>),
+}
+
+const SETTING: &str = "access-grants";
+
+impl GrantStore {
+    fn read(&self) -> anyhow::Result<Option<String>> {
+        match self {
+            GrantStore::File(path) if path.is_file() => Ok(Some(fs_err::read_to_string(path)?)),
+            GrantStore::File(_) => Ok(None),
+            GrantStore::Cluster(db) => Ok(crate::cluster::settings::read(db, SETTING)?),
+        }
+    }
+
+    fn exists(&self) -> bool {
+        match self {
+            GrantStore::File(path) => path.exists(),
+            GrantStore::Cluster(_) => true,
+        }
+    }
+
+    fn write(&self, text: &str) -> anyhow::Result<()> {
+        match self {
+            GrantStore::File(path) => {
+                if let Some(dir) = path.parent() {
+                    fs_err::create_dir_all(dir)?;
+                }
+                let tmp = path.with_extension("json.tmp");
+                fs_err::write(&tmp, text)?;
+                fs_err::rename(&tmp, path)?;
+            }
+            GrantStore::Cluster(db) => crate::cluster::settings::write(db, SETTING, text)?,
+        }
+        Ok(())
+    }
 }
 
 impl Grants {
@@ -63,13 +104,11 @@ impl Grants {
     pub fn load(
         keys: &[AccessKeyConfig],
         knowledge_bases: &[(String, String)],
-        path: PathBuf,
+        kept: GrantStore,
     ) -> anyhow::Result<Self> {
-        let mut saved: BTreeMap<String, BTreeMap<String, String>> = if path.is_file() {
-            serde_json::from_str(&fs_err::read_to_string(&path)?)
-                .with_context(|| format!("{}", path.display()))?
-        } else {
-            BTreeMap::new()
+        let mut saved: BTreeMap<String, BTreeMap<String, String>> = match kept.read()? {
+            Some(text) => serde_json::from_str(&text).context("the access keys' saved grants")?,
+            None => BTreeMap::new(),
         };
         let exists = |id: &str| knowledge_bases.iter().any(|(i, _)| i == id);
         let mut table = BTreeMap::new();
@@ -103,7 +142,7 @@ impl Grants {
         let grants = Self {
             table: RwLock::new(table),
             resolved: RwLock::new(resolved),
-            path,
+            kept,
         };
         grants.save()?;
         Ok(grants)
@@ -150,16 +189,10 @@ impl Grants {
 
     fn save(&self) -> anyhow::Result<()> {
         let resolved = self.resolved.read().unwrap_or_else(|p| p.into_inner());
-        if resolved.values().all(BTreeMap::is_empty) && !self.path.exists() {
+        if resolved.values().all(BTreeMap::is_empty) && !self.kept.exists() {
             return Ok(());
         }
-        if let Some(dir) = self.path.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        fs_err::write(&tmp, serde_json::to_string_pretty(&*resolved)?)?;
-        fs_err::rename(&tmp, &self.path)?;
-        Ok(())
+        self.kept.write(&serde_json::to_string_pretty(&*resolved)?)
     }
 }
 
@@ -188,7 +221,7 @@ mod tests {
         let path = dir.path().join("access-grants.json");
         let keys = [key("A", &["team-a"]), key("B", &["team-b", "KBIDB00001"])];
         let now = kbs(&[("KBIDA00001", "team-a"), ("KBIDB00001", "x")]);
-        let grants = Grants::load(&keys, &now, path.clone()).unwrap();
+        let grants = Grants::load(&keys, &now, GrantStore::File(path.clone())).unwrap();
         assert!(grants.of("A").allows("KBIDA00001"));
         assert!(!grants.of("A").allows("KBIDB00001"));
         assert!(grants.of("B").allows("KBIDB00001"));
@@ -208,7 +241,7 @@ mod tests {
             ("KBIDC00001", "team-b"),
             ("KBIDB00001", "x"),
         ]);
-        let again = Grants::load(&keys, &renamed, path).unwrap();
+        let again = Grants::load(&keys, &renamed, GrantStore::File(path)).unwrap();
         assert!(again.of("A").allows("KBIDA00001"));
         assert!(!again.of("A").allows("KBIDX00001"));
         assert!(again.of("B").allows("KBIDC00001"));
@@ -220,7 +253,7 @@ mod tests {
         let grants = Grants::load(
             &[key("A", &["*"])],
             &[],
-            dir.path().join("access-grants.json"),
+            GrantStore::File(dir.path().join("access-grants.json")),
         )
         .unwrap();
         assert!(grants.of("A").allows("ANYKB00001"));

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::metrics::Metrics;
+use crate::cluster::jobs::{ClusterJobs, JobError};
 use crate::knowledge_base::{KnowledgeBase, source_for};
 
 /// (knowledge base id, data source id)
@@ -53,6 +54,9 @@ pub struct JobManager {
     jobs: Arc<Mutex<Jobs>>,
     settings: Arc<Settings>,
     resume_file: PathBuf,
+    /// In cluster mode jobs are the cluster's: rows every replica reads, documents every
+    /// replica's worker claims (`crate::server::replica`).
+    cluster: Option<ClusterJobs>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -67,8 +71,10 @@ impl JobManager {
         max_document_bytes: u64,
         s3: S3Defaults,
         metrics: Arc<Metrics>,
+        cluster: Option<ClusterJobs>,
     ) -> Self {
         Self {
+            cluster,
             jobs: Default::default(),
             settings: Arc::new(Settings {
                 metrics,
@@ -77,6 +83,11 @@ impl JobManager {
             }),
             resume_file: data_dir.join("resume-jobs.json"),
         }
+    }
+
+    /// The cluster's jobs, in cluster mode.
+    pub fn cluster(&self) -> Option<&ClusterJobs> {
+        self.cluster.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, Jobs> {
@@ -95,6 +106,13 @@ impl JobManager {
                 "data source {} is a CUSTOM data source: its documents arrive through IngestKnowledgeBaseDocuments, not ingestion jobs",
                 ds.id.get_ref()
             )));
+        }
+        if let Some(cluster) = &self.cluster {
+            kb.chunker(&ds)
+                .map_err(|e| ApiError::Validation(format!("{e:#}")))?;
+            return cluster
+                .start(kb.id(), ds.id.get_ref().as_str(), description)
+                .map_err(job_error);
         }
         let mut jobs = self.lock();
         let key = (kb.id().to_owned(), ds.id.get_ref().to_string());
@@ -115,6 +133,11 @@ impl JobManager {
         ds: DataSourceConfig,
         keys: Vec<String>,
     ) -> ApiResult<Option<IngestionJob>> {
+        if let Some(cluster) = &self.cluster {
+            return cluster
+                .sync_keys(kb.id(), ds.id.get_ref().as_str(), &keys)
+                .map_err(ApiError::internal);
+        }
         let mut jobs = self.lock();
         let key = (kb.id().to_owned(), ds.id.get_ref().to_string());
         if jobs.running.contains_key(&key) {
@@ -221,6 +244,9 @@ impl JobManager {
 
     /// Asks a running job to stop; its record says STOPPING until it has.
     pub fn stop(&self, kb: &KnowledgeBase, ds_id: &str, job_id: &str) -> ApiResult<IngestionJob> {
+        if let Some(cluster) = &self.cluster {
+            return cluster.stop(kb.id(), ds_id, job_id).map_err(job_error);
+        }
         let key = (kb.id().to_owned(), ds_id.to_owned());
         let jobs = self.lock();
         let ledger = kb.ledger();
@@ -287,10 +313,21 @@ impl JobManager {
     }
 
     pub fn is_running(&self, kb_id: &str, ds_id: &str) -> bool {
+        if let Some(cluster) = &self.cluster {
+            return cluster.is_running(kb_id, ds_id).unwrap_or(true);
+        }
         self.lock()
             .running
             .get(&(kb_id.to_owned(), ds_id.to_owned()))
             .is_some_and(|r| !r.thread.is_finished())
+    }
+}
+
+fn job_error(e: JobError) -> ApiError {
+    match e {
+        JobError::Running(..) | JobError::NotRunning(..) => ApiError::Conflict(e.to_string()),
+        JobError::Unknown(_) => ApiError::NotFound(e.to_string()),
+        JobError::State(e) => ApiError::internal(e),
     }
 }
 

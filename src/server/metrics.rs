@@ -22,6 +22,8 @@ pub struct Metrics {
     tokens_embedded: AtomicU64,
     chunks_embedded: AtomicU64,
     queue_depth: AtomicU64,
+    /// Ingestion work items this replica finished (cluster mode).
+    items_processed: AtomicU64,
     documents: Mutex<BTreeMap<&'static str, u64>>,
     /// (prompt, completion) tokens by generation model.
     generated: Mutex<BTreeMap<String, (u64, u64)>>,
@@ -50,6 +52,14 @@ impl Metrics {
 
     pub fn add_chunks_embedded(&self, n: usize) {
         self.chunks_embedded.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_items_processed(&self, n: usize) {
+        self.items_processed.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn items_processed(&self) -> u64 {
+        self.items_processed.load(Ordering::Relaxed)
     }
 
     pub fn set_queue_depth(&self, n: usize) {
@@ -111,6 +121,11 @@ impl Metrics {
             );
         }
         drop(requests);
+        let _ = writeln!(
+            out,
+            "# HELP quarry_cluster_items_processed_total Documents of ingestion jobs this replica processed (cluster mode), counted once each.\n# TYPE quarry_cluster_items_processed_total counter\nquarry_cluster_items_processed_total {}",
+            self.items_processed.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP quarry_tokens_embedded_total Word pieces embedded for queries.\n# TYPE quarry_tokens_embedded_total counter\nquarry_tokens_embedded_total {}",

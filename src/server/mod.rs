@@ -12,6 +12,7 @@ mod jobs;
 mod listener;
 mod metrics;
 mod registry;
+mod replica;
 mod routes;
 mod schedule;
 mod state;
@@ -31,7 +32,7 @@ use quarry_core::config::Config;
 
 use self::auth::{Auth, Principal};
 use self::error::ApiError;
-use self::grants::Grants;
+use self::grants::{GrantStore, Grants};
 use self::jobs::JobManager;
 use self::listener::{Limits, Tls};
 use self::metrics::Metrics;
@@ -63,21 +64,49 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     };
     let limits = config.server.limits.clone();
     let metrics = Arc::new(Metrics::default());
+    let cluster = match &config.cluster {
+        Some(c) => {
+            let c = c.clone();
+            let cluster =
+                tokio::task::spawn_blocking(move || crate::cluster::Cluster::connect(&c)).await??;
+            eprintln!(
+                "quarry: cluster mode: replica {} of the service in {}",
+                cluster.replica,
+                config
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.database_url.as_str())
+                    .unwrap_or("")
+            );
+            Some(cluster)
+        }
+        None => None,
+    };
     let jobs = JobManager::new(
         config.server.data_dir.clone(),
         config.server.max_document_bytes,
         config.s3.clone(),
         metrics.clone(),
+        cluster
+            .as_ref()
+            .map(|c| crate::cluster::jobs::ClusterJobs::new(c.db.clone())),
     );
     let generators = crate::rag::Generators::from_config(&config)?;
     generators.warm_up_in_background();
-    let sessions = quarry_generate::SessionStore::new(
-        config.server.data_dir.join("sessions"),
-        std::time::Duration::from_secs(config.server.session_idle_minutes * 60),
-    );
+    let idle = std::time::Duration::from_secs(config.server.session_idle_minutes * 60);
+    let sessions: Arc<dyn quarry_generate::Sessions> = match &cluster {
+        Some(c) => Arc::new(crate::cluster::sessions::PgSessions::new(
+            c.db.clone(),
+            idle,
+        )),
+        None => Arc::new(quarry_generate::SessionStore::new(
+            config.server.data_dir.join("sessions"),
+            idle,
+        )),
+    };
     let registry = {
-        let metrics = metrics.clone();
-        tokio::task::spawn_blocking(move || Registry::open(config, metrics)).await??
+        let (metrics, cluster) = (metrics.clone(), cluster.clone());
+        tokio::task::spawn_blocking(move || Registry::open(config, metrics, cluster)).await??
     };
     let grants = {
         let known: Vec<(String, String)> = registry
@@ -85,11 +114,12 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
             .iter()
             .map(|e| (e.kb.id().to_owned(), e.kb.name().to_owned()))
             .collect();
-        Grants::load(
-            &registry.config.server.access_keys,
-            &known,
-            registry.config.server.data_dir.join("access-grants.json"),
-        )?
+        let kept = match &cluster {
+            Some(c) => GrantStore::Cluster(c.db.clone()),
+            None => GrantStore::File(registry.config.server.data_dir.join("access-grants.json")),
+        };
+        let keys = registry.config.server.access_keys.clone();
+        tokio::task::spawn_blocking(move || Grants::load(&keys, &known, kept)).await??
     };
     let state = Arc::new(AppState {
         registry,
@@ -100,6 +130,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         generators,
         sessions,
         shutting_down: Default::default(),
+        address: local.to_string(),
         generation_slots: Arc::new(tokio::sync::Semaphore::new(
             limits.max_concurrent_generations,
         )),
@@ -107,8 +138,11 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
             limits.max_concurrent_document_requests,
         )),
     });
-    resume_jobs(&state);
-    tokio::spawn(schedule::run(state.clone()));
+    match &cluster {
+        Some(c) => replica::start(&state, c)?,
+        None => resume_jobs(&state),
+    }
+    tokio::spawn(schedule::run(state.clone(), cluster.clone()));
     watchers::start(&state);
 
     let api = routes::api().layer(middleware::from_fn_with_state(
@@ -226,7 +260,8 @@ async fn live() -> impl IntoResponse {
     )
 }
 
-/// 200 once the server serves (its knowledge bases are open before it listens); 503 once
+/// 200 once the server serves (its knowledge bases are open before it listens; in cluster
+/// mode, once its lexical indexes have caught up with the change log); 503 before, and once
 /// shutdown has begun, so a load balancer stops sending new requests while those in flight
 /// finish.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
@@ -237,6 +272,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             r#"{"status":"stopping"}"#,
+        )
+    } else if !state.is_ready() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"catching up"}"#,
         )
     } else {
         (axum::http::StatusCode::OK, r#"{"status":"ready"}"#)

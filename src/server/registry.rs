@@ -1,6 +1,7 @@
 //! The knowledge bases the server serves: those declared in `knowledge-bases.toml`, and those
 //! created through the API, which are kept in `<data_dir>/api-knowledge-bases.toml` in the
-//! same shape as the configuration file.
+//! same shape as the configuration file — or, in cluster mode, in the cluster's database,
+//! where every replica finds them ([`Registry::refresh_from_cluster`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::encoder::EncoderQueue;
 use super::error::{ApiError, ApiResult};
 use super::metrics::Metrics;
+use crate::cluster::Cluster;
+use crate::cluster::knowledge_bases::{self as rows, WriteError};
+use crate::cluster::lexical_log::Follower;
 use crate::knowledge_base::{KnowledgeBase, Models};
 
 pub struct KbEntry {
@@ -48,6 +52,9 @@ pub struct Registry {
     started_at: DateTime<Utc>,
     /// Held by create, update and delete, so a name's check and its use are one step.
     writing: std::sync::Mutex<()>,
+    cluster: Option<Arc<Cluster>>,
+    /// In cluster mode: each knowledge base's lexical follower, by id.
+    followers: std::sync::Mutex<BTreeMap<String, Arc<Follower>>>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -58,7 +65,11 @@ struct ApiFile {
 }
 
 impl Registry {
-    pub fn open(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn open(
+        config: Config,
+        metrics: Arc<Metrics>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> anyhow::Result<Self> {
         let registry = Self {
             config,
             models: Models::default(),
@@ -67,9 +78,17 @@ impl Registry {
             metrics,
             started_at: Utc::now(),
             writing: Default::default(),
+            cluster,
+            followers: Default::default(),
         };
         for kb in registry.config.knowledge_bases.clone() {
             registry.insert(kb, false, registry.started_at)?;
+        }
+        if let Some(cluster) = &registry.cluster {
+            for row in rows::all(&cluster.db)? {
+                registry.insert(row.config, true, row.created_at)?;
+            }
+            return Ok(registry);
         }
         let path = registry.api_file();
         if path.is_file() {
@@ -97,7 +116,27 @@ impl Registry {
         let embedder = self.models.get(&self.config, &model_name)?;
         let encoder = self.encoder_for(&model_name)?;
         let id = kb.id.get_ref().to_string();
-        let knowledge_base = KnowledgeBase::open_with(&self.config.server.data_dir, kb, embedder)?;
+        let knowledge_base = match &self.cluster {
+            Some(cluster) => {
+                let (kb, follower) = KnowledgeBase::open_in_cluster(
+                    &self.config.server.data_dir,
+                    kb,
+                    embedder,
+                    cluster,
+                )?;
+                follower.spawn();
+                let old = self
+                    .followers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.clone(), follower);
+                if let Some(old) = old {
+                    old.stop();
+                }
+                kb
+            }
+            None => KnowledgeBase::open_with(&self.config.server.data_dir, kb, embedder)?,
+        };
         let entry = Arc::new(KbEntry {
             kb: Arc::new(knowledge_base),
             from_api,
@@ -129,8 +168,19 @@ impl Registry {
         Ok(queue)
     }
 
-    /// A knowledge base by id (or name).
+    /// A knowledge base by id (or name). In cluster mode one not known here yet is looked
+    /// for in the cluster's database (another replica may have just created it).
     pub fn get(&self, id_or_name: &str) -> ApiResult<Arc<KbEntry>> {
+        match self.get_known(id_or_name) {
+            Err(_) if self.cluster.is_some() => {
+                self.refresh_from_cluster();
+                self.get_known(id_or_name)
+            }
+            found => found,
+        }
+    }
+
+    fn get_known(&self, id_or_name: &str) -> ApiResult<Arc<KbEntry>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .get(id_or_name)
@@ -185,9 +235,18 @@ impl Registry {
     }
 
     /// Adds a knowledge base made through the API and records it.
-    pub fn create(&self, kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
+    pub fn create(&self, mut kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         self.check_name_free(kb.name.get_ref(), None)?;
+        if let Some(cluster) = &self.cluster {
+            if kb.vector_store == quarry_core::config::VectorStoreConfig::Hnsw {
+                kb.vector_store = cluster.default_store(kb.id.get_ref().as_str());
+            }
+            let created_at = rows::insert(&cluster.db, &kb).map_err(write_error)?;
+            return self
+                .insert(kb, true, created_at)
+                .map_err(ApiError::internal);
+        }
         let entry = self
             .insert(kb, true, Utc::now())
             .map_err(ApiError::internal)?;
@@ -198,33 +257,41 @@ impl Registry {
     /// Replaces an API-made knowledge base's configuration (name, description, data
     /// sources), keeping its store and ledger.
     pub fn update(&self, id: &str, kb: KnowledgeBaseConfig) -> ApiResult<Arc<KbEntry>> {
+        self.get(id)?; // (in cluster mode, picks up one another replica just created)
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.get(id)?;
+        let old = self.get_known(id)?;
         if !old.from_api {
             return Err(ApiError::Validation(format!(
                 "knowledge base {id} is declared in knowledge-bases.toml; change it there"
             )));
         }
         self.check_name_free(kb.name.get_ref(), Some(id))?;
+        let updated_at = match &self.cluster {
+            Some(cluster) => rows::update(&cluster.db, &kb).map_err(write_error)?,
+            None => Utc::now(),
+        };
         let new = Arc::new(KbEntry {
             kb: Arc::new(old.kb.reconfigured(kb)),
             from_api: true,
             created_at: old.created_at,
-            updated_at: Utc::now(),
+            updated_at,
             encoder: old.encoder.clone(),
         });
         self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_owned(), new.clone());
-        self.save().map_err(ApiError::internal)?;
+        if self.cluster.is_none() {
+            self.save().map_err(ApiError::internal)?;
+        }
         Ok(new)
     }
 
     /// Removes an API-made knowledge base and its data.
     pub fn delete(&self, id: &str) -> ApiResult<Arc<KbEntry>> {
+        self.get(id)?;
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = self.get(id)?;
+        let entry = self.get_known(id)?;
         if !entry.from_api {
             return Err(ApiError::Validation(format!(
                 "knowledge base {id} is declared in knowledge-bases.toml; remove it there"
@@ -234,11 +301,122 @@ impl Registry {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(entry.kb.id());
-        self.save().map_err(ApiError::internal)?;
+        if let Some(cluster) = &self.cluster {
+            let own = cluster.default_store(entry.kb.id());
+            let table = match &own {
+                quarry_core::config::VectorStoreConfig::Pgvector { table, .. }
+                    if entry.kb.config.vector_store == own =>
+                {
+                    Some(table.clone())
+                }
+                _ => None,
+            };
+            rows::delete(&cluster.db, entry.kb.id(), table).map_err(ApiError::internal)?;
+            self.forget_follower(entry.kb.id());
+        } else {
+            self.save().map_err(ApiError::internal)?;
+        }
         if let Err(e) = std::fs::remove_dir_all(&entry.kb.dir) {
             tracing::warn!(dir = %entry.kb.dir.display(), error = %e, "could not remove the knowledge base's data");
         }
         Ok(entry)
+    }
+
+    /// Picks up what other replicas did to knowledge bases made through the API: new ones are
+    /// opened (and returned, as `(id, name)`, for the access keys waiting for their names),
+    /// changed ones reconfigured, deleted ones dropped.
+    pub fn refresh_from_cluster(&self) -> Vec<(String, String)> {
+        let Some(cluster) = &self.cluster else {
+            return Vec::new();
+        };
+        let found = match rows::all(&cluster.db) {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the cluster's knowledge bases");
+                return Vec::new();
+            }
+        };
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut new = Vec::new();
+        let ids: std::collections::BTreeSet<String> = found
+            .iter()
+            .map(|r| r.config.id.get_ref().to_string())
+            .collect();
+        for row in found {
+            let id = row.config.id.get_ref().to_string();
+            match self.get_known(&id) {
+                Ok(entry) if entry.updated_at == row.updated_at || !entry.from_api => {}
+                Ok(entry) => {
+                    let changed = Arc::new(KbEntry {
+                        kb: Arc::new(entry.kb.reconfigured(row.config)),
+                        from_api: true,
+                        created_at: entry.created_at,
+                        updated_at: row.updated_at,
+                        encoder: entry.encoder.clone(),
+                    });
+                    self.entries
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, changed);
+                }
+                Err(_) => {
+                    let name = row.config.name.get_ref().clone();
+                    match self.insert(row.config, true, row.created_at) {
+                        Ok(_) => new.push((id, name)),
+                        Err(e) => {
+                            tracing::warn!(knowledge_base = %id, error = %e, "could not open a knowledge base another replica created")
+                        }
+                    }
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .all()
+            .into_iter()
+            .filter(|e| e.from_api && !ids.contains(e.kb.id()))
+            .map(|e| e.kb.id().to_owned())
+            .collect();
+        for id in gone {
+            self.entries
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            self.forget_follower(&id);
+        }
+        new
+    }
+
+    fn forget_follower(&self, id: &str) {
+        if let Some(f) = self
+            .followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+        {
+            f.stop();
+        }
+    }
+
+    /// Whether every lexical index has caught up with what was logged before it opened
+    /// (always, on one node).
+    pub fn caught_up(&self) -> bool {
+        self.followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .all(|f| f.caught_up())
+    }
+
+    /// Logged lexical changes this replica has yet to apply, over all knowledge bases.
+    pub fn lexical_lag(&self) -> i64 {
+        let followers: Vec<Arc<Follower>> = self
+            .followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        followers.iter().map(|f| f.lag()).sum()
     }
 
     fn save(&self) -> anyhow::Result<()> {
@@ -256,5 +434,12 @@ impl Registry {
         fs_err::write(&tmp, toml::to_string(&file)?)?;
         fs_err::rename(&tmp, &path)?;
         Ok(())
+    }
+}
+
+fn write_error(e: WriteError) -> ApiError {
+    match e {
+        WriteError::NameTaken(_) => ApiError::Conflict(e.to_string()),
+        WriteError::State(e) => ApiError::internal(e),
     }
 }

@@ -11,11 +11,40 @@ use quarry_core::config::parse_interval;
 use super::error::ApiError;
 use super::state::AppState;
 
-pub async fn run(state: Arc<AppState>) {
+/// In cluster mode only the replica holding the scheduler's advisory lock fires schedules
+/// (another takes over when its session ends), so each fires once per cluster.
+pub async fn run(state: Arc<AppState>, cluster: Option<Arc<crate::cluster::Cluster>>) {
     let mut next: HashMap<(String, String), Instant> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let leader_db = match &cluster {
+        Some(c) => match c.connection() {
+            Ok(db) => Some(db),
+            Err(e) => {
+                tracing::warn!(error = %e, "no connection for the scheduler; schedules are left to other replicas");
+                return;
+            }
+        },
+        None => None,
+    };
     loop {
         tick.tick().await;
+        if let Some(db) = &leader_db {
+            let db = db.clone();
+            let leads = tokio::task::spawn_blocking(move || {
+                db.run(|c| {
+                    Ok(c.query_one(
+                        "SELECT pg_try_advisory_lock(hashtext('quarry-scheduler'))",
+                        &[],
+                    )?
+                    .get::<_, bool>(0))
+                })
+            })
+            .await;
+            if !matches!(leads, Ok(Ok(true))) {
+                next.clear();
+                continue;
+            }
+        }
         let now = Instant::now();
         for entry in state.registry.all() {
             for ds in &entry.kb.config.data_sources {

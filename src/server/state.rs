@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::Semaphore;
 
-use quarry_generate::SessionStore;
+use quarry_generate::Sessions;
 
 use super::auth::{Auth, Principal};
 use super::error::ApiResult;
@@ -24,9 +24,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// RetrieveAndGenerate's backends, by model name.
     pub generators: Generators,
-    pub sessions: SessionStore,
+    pub sessions: Arc<dyn Sessions>,
     /// Set when the server is stopping, for threads that poll (and generations, which stop).
     pub shutting_down: Arc<AtomicBool>,
+    /// The address the API listens on (as replicas report it).
+    pub address: String,
     /// Answers being generated at once (`[server.limits] max_concurrent_generations`).
     pub generation_slots: Arc<Semaphore>,
     /// Direct-ingestion requests worked on at once.
@@ -34,6 +36,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Serving, and (in cluster mode) caught up with the lexical change log.
+    pub fn is_ready(&self) -> bool {
+        !self
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && self.registry.caught_up()
+    }
+
     /// The knowledge base a request names (by id or name), if its caller may use it. The
     /// grant is checked before anything about the knowledge base is told: a caller without
     /// it gets the same refusal whether the knowledge base exists or not.

@@ -21,5 +21,5 @@ pub mod suite;
 mod work_queue;
 
 pub use error::StateError;
-pub use pg_thread::PgConnection;
+pub use pg_thread::{PgConfig, PgConnection};
 pub use work_queue::{Claim, PgWorkQueue, QueueCounts, SqliteWorkQueue, WorkQueue};

@@ -9,6 +9,8 @@ use std::sync::mpsc::{Sender, channel};
 
 use postgres::{Client, NoTls};
 
+pub use postgres::Config as PgConfig;
+
 use crate::StateError;
 
 type Call = Box<dyn FnOnce(&mut Option<Client>) + Send>;
@@ -20,13 +22,22 @@ pub struct PgConnection {
 impl PgConnection {
     /// Connects (on the new thread) and reports whether that worked.
     pub fn connect(url: &str) -> Result<Self, StateError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| StateError::Database(format!("{url}: {e}")))?;
+        Self::connect_with(config)
+    }
+
+    /// Like [`PgConnection::connect`], with settings made in code (a password from the
+    /// environment, say).
+    pub fn connect_with(config: postgres::Config) -> Result<Self, StateError> {
         let (calls, incoming) = channel::<Call>();
         let (ready, connected) = channel();
-        let url = url.to_owned();
+        let url = config;
         std::thread::Builder::new()
             .name("quarry-pg".into())
             .spawn(move || {
-                let mut client = match Client::connect(&url, NoTls) {
+                let mut client = match url.connect(NoTls) {
                     Ok(c) => {
                         let _ = ready.send(Ok(()));
                         Some(c)
@@ -38,7 +49,7 @@ impl PgConnection {
                 };
                 for call in incoming {
                     if client.as_ref().is_none_or(Client::is_closed) {
-                        client = Client::connect(&url, NoTls).ok();
+                        client = url.connect(NoTls).ok();
                     }
                     call(&mut client);
                 }

@@ -1,0 +1,249 @@
+//! This replica's part in a cluster (`[cluster]`), on threads of its own:
+//! - the **worker** claims documents of running ingestion jobs in batches (leases renewed
+//!   while it works), processes them, and records what came of each;
+//! - the **janitor** (every second) completes, stops and starts jobs, see
+//!   [`crate::cluster::jobs`];
+//! - the **heartbeat** (every 2 s) records this replica, its readiness, lag and work, for
+//!   `quarry cluster status`, and picks up knowledge bases other replicas created or changed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use quarry_ingest::items::{ItemOutcome, list_items, process_items};
+use quarry_ingest::{PgLedger, SyncTarget};
+use quarry_state::{Claim, WorkQueue};
+
+use super::state::AppState;
+use crate::cluster::Cluster;
+use crate::cluster::jobs::{LISTING, outcome_word};
+use crate::knowledge_base::source_for;
+
+/// Starts the worker, the janitor and the heartbeat.
+pub fn start(state: &Arc<AppState>, cluster: &Arc<Cluster>) -> anyhow::Result<()> {
+    let worker_db = cluster.connection()?;
+    let (s, c) = (state.clone(), cluster.clone());
+    std::thread::Builder::new()
+        .name("cluster-worker".into())
+        .spawn(move || work(&s, &c, worker_db))?;
+    let (s, c) = (state.clone(), cluster.clone());
+    std::thread::Builder::new()
+        .name("cluster-janitor".into())
+        .spawn(move || {
+            while !s.shutting_down.load(Ordering::Relaxed) {
+                if let Some(jobs) = s.jobs.cluster()
+                    && let Err(e) = jobs.tidy()
+                {
+                    tracing::warn!(error = %e, "the cluster's job janitor failed; trying again");
+                }
+                heartbeat_if_due(&s, &c);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            release(&s, &c);
+        })?;
+    Ok(())
+}
+
+fn heartbeat_if_due(state: &AppState, cluster: &Cluster) {
+    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+        return;
+    }
+    *last = Some(Instant::now());
+    for (id, name) in state.registry.refresh_from_cluster() {
+        if let Err(e) = state.grants.created(&id, &name) {
+            tracing::warn!(error = %e, "could not record an access key's grant");
+        }
+    }
+    let lag = state.registry.lexical_lag();
+    let ready = state.is_ready();
+    let processed = state.metrics.items_processed() as i64;
+    let (name, address) = (cluster.replica.clone(), state.address.clone());
+    let beat = cluster.db.run(move |c| {
+        c.execute(
+            "INSERT INTO quarry_replicas (name, address, started_at, heartbeat_at,
+                 documents_processed, lexical_lag, ready)
+             VALUES ($1, $2, now(), now(), $3, $4, $5)
+             ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address,
+                 heartbeat_at = now(), documents_processed = EXCLUDED.documents_processed,
+                 lexical_lag = EXCLUDED.lexical_lag, ready = EXCLUDED.ready",
+            &[&name, &address, &processed, &lag, &ready],
+        )?;
+        Ok(())
+    });
+    if let Err(e) = beat {
+        tracing::warn!(error = %e, "could not record this replica's heartbeat");
+    }
+}
+
+/// At shutdown: this replica's claims go back to the queue at once (rather than when their
+/// leases run out); a late finish of one is refused, so nothing is counted twice.
+fn release(state: &AppState, cluster: &Cluster) {
+    let name = cluster.replica.clone();
+    let _ = cluster.db.run(move |c| {
+        c.execute(
+            "UPDATE quarry_work_items SET state = 'queued', lease_until = NULL
+             WHERE worker = $1 AND state = 'claimed'",
+            &[&name],
+        )?;
+        c.execute("DELETE FROM quarry_replicas WHERE name = $1", &[&name])?;
+        Ok(())
+    });
+    let _ = state;
+}
+
+fn work(state: &Arc<AppState>, cluster: &Arc<Cluster>, db: Arc<quarry_state::PgConnection>) {
+    let Some(jobs) = state.jobs.cluster() else {
+        return;
+    };
+    while !state.shutting_down.load(Ordering::Relaxed) {
+        let claimed = match jobs.claimable() {
+            Ok(running) => running.into_iter().find_map(|(job, kb, ds)| {
+                match jobs
+                    .queue()
+                    .claim(&job, &cluster.replica, cluster.claim_batch, cluster.lease)
+                {
+                    Ok(claims) if !claims.is_empty() => Some((job, kb, ds, claims)),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim ingestion work");
+                        None
+                    }
+                }
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the cluster's running jobs");
+                None
+            }
+        };
+        match claimed {
+            Some((job, kb, ds, claims)) => {
+                process(state, cluster, &db, &job, &kb, &ds, &claims);
+            }
+            None => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// Processes one batch of claimed items, keeping their leases alive meanwhile.
+fn process(
+    state: &AppState,
+    cluster: &Cluster,
+    db: &Arc<quarry_state::PgConnection>,
+    job_id: &str,
+    kb_id: &str,
+    ds_id: &str,
+    claims: &[Claim],
+) {
+    let Some(jobs) = state.jobs.cluster() else {
+        return;
+    };
+    let queue = jobs.queue();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let every = cluster.lease / 3;
+            let mut last = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= every {
+                    for claim in claims {
+                        let _ = queue.renew(claim, cluster.lease);
+                    }
+                    last = Instant::now();
+                }
+            }
+        });
+        let result = run_items(state, db, job_id, kb_id, ds_id, claims);
+        done.store(true, Ordering::Relaxed);
+        if let Err(reason) = result {
+            tracing::error!(job = job_id, %reason, "ingestion job failed");
+            if let Err(e) = jobs.fail(job_id, &reason) {
+                tracing::warn!(error = %e, "could not record the job's failure");
+            }
+        }
+    });
+}
+
+/// The items' work; an error is the job's (a store, ledger, source or embedding outage).
+fn run_items(
+    state: &AppState,
+    db: &Arc<quarry_state::PgConnection>,
+    job_id: &str,
+    kb_id: &str,
+    ds_id: &str,
+    claims: &[Claim],
+) -> Result<(), String> {
+    let jobs = state.jobs.cluster().ok_or("not a cluster")?;
+    let queue = jobs.queue();
+    let entry = state
+        .registry
+        .get(kb_id)
+        .map_err(|_| format!("knowledge base {kb_id} no longer exists"))?;
+    let ds = entry
+        .kb
+        .data_source(ds_id)
+        .cloned()
+        .ok_or_else(|| format!("data source {ds_id} no longer exists"))?;
+    let chunker = entry.kb.chunker(&ds).map_err(|e| format!("{e:#}"))?;
+    let source = source_for(&ds, &state.registry.config.s3).map_err(|e| e.to_string())?;
+    let ledger = PgLedger::new(db.clone(), kb_id);
+    let target = SyncTarget {
+        data_source_id: ds_id,
+        source: source.as_ref(),
+        chunker: chunker.as_ref(),
+        embedder: entry.kb.embedder.as_ref(),
+        store: entry.kb.store.as_ref(),
+        ledger: &ledger,
+        max_document_bytes: state.registry.config.server.max_document_bytes,
+    };
+    let failed = |e: &dyn std::fmt::Display| e.to_string();
+    let (listing, documents): (Vec<&Claim>, Vec<&Claim>) =
+        claims.iter().partition(|c| c.key == LISTING);
+    for claim in listing {
+        let listed = list_items(&target).map_err(|e| failed(&e))?;
+        queue
+            .enqueue(job_id, &listed.keys)
+            .map_err(|e| failed(&e))?;
+        jobs.record_listing(
+            job_id,
+            listed.documents_scanned,
+            listed.metadata_documents_scanned,
+        )
+        .map_err(|e| failed(&e))?;
+        queue
+            .finish(claim, "listed", None)
+            .map_err(|e| failed(&e))?;
+        tracing::info!(
+            job = job_id,
+            documents = listed.keys.len(),
+            "listed the data source; its documents are queued for every replica"
+        );
+    }
+    if documents.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = documents.iter().map(|c| c.key.clone()).collect();
+    let reports = process_items(&target, &keys).map_err(|e| failed(&e))?;
+    let mut finished = 0;
+    for report in reports {
+        let Some(claim) = documents.iter().find(|c| c.key == report.key) else {
+            continue;
+        };
+        let failure = match &report.outcome {
+            ItemOutcome::Failed(reason) => Some(reason.as_str()),
+            _ => None,
+        };
+        let word = outcome_word(&report.outcome, report.sidecar);
+        // `false`: the lease ran out and another replica has the item; its outcome counts.
+        if queue
+            .finish(claim, &word, failure)
+            .map_err(|e| failed(&e))?
+        {
+            finished += 1;
+        }
+    }
+    state.metrics.add_items_processed(finished);
+    Ok(())
+}
