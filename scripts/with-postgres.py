@@ -108,7 +108,7 @@ def main():
     url = f"postgres://postgres@127.0.0.1:{port}/postgres"
     print(f"postgres: PostgreSQL 18 + pgvector on {url}", file=sys.stderr, flush=True)
     try:
-        code = subprocess.run(args, env=dict(os.environ, QUARRY_TEST_PG_URL=url)).returncode
+        code = subprocess.run(args, env=dict(os.environ, QUARRY_TEST_PG_URL=url, QUARRY_TEST_PG_BIN=bin_dir)).returncode
     finally:
         subprocess.run([os.path.join(bin_dir, "pg_ctl"), "-D", os.path.join(data, "db"), "-m", "immediate", "stop"],
                        env=env, preexec_fn=as_server_user, stdout=subprocess.DEVNULL, cwd="/")

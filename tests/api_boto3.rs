@@ -88,3 +88,8 @@ fn hardening_slow_clients_connection_cap_generations_tls() {
 fn remote_embedding_servers_and_quarry_as_one() {
     run_module("test_remote_embeddings");
 }
+
+#[test]
+fn cluster_of_three_replicas_over_postgres() {
+    run_module("test_cluster");
+}

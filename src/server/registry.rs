@@ -180,7 +180,13 @@ impl Registry {
         }
     }
 
-    fn get_known(&self, id_or_name: &str) -> ApiResult<Arc<KbEntry>> {
+    /// Whether this is a replica of a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// A knowledge base this replica has open, by id or name.
+    pub fn get_known(&self, id_or_name: &str) -> ApiResult<Arc<KbEntry>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .get(id_or_name)

@@ -51,11 +51,7 @@ fn heartbeat_if_due(state: &AppState, cluster: &Cluster) {
         return;
     }
     *last = Some(Instant::now());
-    for (id, name) in state.registry.refresh_from_cluster() {
-        if let Err(e) = state.grants.created(&id, &name) {
-            tracing::warn!(error = %e, "could not record an access key's grant");
-        }
-    }
+    state.refresh_cluster();
     let lag = state.registry.lexical_lag();
     let ready = state.is_ready();
     let processed = state.metrics.items_processed() as i64;

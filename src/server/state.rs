@@ -36,6 +36,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Picks up knowledge bases other replicas created, changed or deleted, and gives the
+    /// access keys waiting for a new one's name its id.
+    pub fn refresh_cluster(&self) {
+        for (id, name) in self.registry.refresh_from_cluster() {
+            if let Err(e) = self.grants.created(&id, &name) {
+                tracing::warn!(error = %e, "could not record an access key's grant");
+            }
+        }
+    }
+
     /// Serving, and (in cluster mode) caught up with the lexical change log.
     pub fn is_ready(&self) -> bool {
         !self
@@ -52,6 +62,10 @@ impl AppState {
         principal: &Principal,
         id_or_name: &str,
     ) -> ApiResult<Arc<KbEntry>> {
+        if self.registry.is_cluster() && self.registry.get_known(id_or_name).is_err() {
+            // Another replica may have just created it.
+            self.refresh_cluster();
+        }
         match self.registry.get(id_or_name) {
             Ok(entry) if principal.allows(entry.kb.id()) => Ok(entry),
             Ok(_) => Err(principal.denied(id_or_name)),

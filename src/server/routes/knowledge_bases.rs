@@ -167,6 +167,12 @@ pub async fn list(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let req: ListRequest = json(&body)?;
+    if state.registry.is_cluster() {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.refresh_cluster())
+            .await
+            .map_err(ApiError::internal)?;
+    }
     let visible: Vec<Value> = state
         .registry
         .all()
