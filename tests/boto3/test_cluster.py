@@ -52,7 +52,8 @@ class Replica:
 
     def start(self):
         env = dict(os.environ, QUARRY_TEST_SECRET=SECRET, AWS_ACCESS_KEY_ID="test",
-                   AWS_SECRET_ACCESS_KEY="test", TEST_LLM_KEY="sk-test")
+                   AWS_SECRET_ACCESS_KEY="test", TEST_LLM_KEY="sk-test",
+                   QUARRY_TEST_EVENTS_KEY="events-key")
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.process = subprocess.Popen(
             [os.environ["QUARRY_BIN"], "--config", os.path.join(self.dir, "knowledge-bases.toml"),
@@ -103,6 +104,7 @@ class Cluster(unittest.TestCase):
     def setUpClass(cls):
         cls.s3 = S3Server()
         cls.s3.client.create_bucket(Bucket=BUCKET)
+        cls.s3.client.create_bucket(Bucket="scheduled")
         for i in range(60):
             cls.s3.client.put_object(Bucket=BUCKET, Key=f"reports/r{i:03d}.txt", Body=document(i))
         cls.llm = OpenAiServer()
@@ -113,6 +115,7 @@ class Cluster(unittest.TestCase):
         cls.db = f"{base.rsplit('/', 1)[0]}/{name}"
         cls.config = f"""[server]
 data_dir = "data"
+events_api_key_env = "QUARRY_TEST_EVENTS_KEY"
 
 [[server.access_keys]]
 id = "{KEY_ID}"
@@ -151,7 +154,15 @@ id = "CLUSTERDS1"
 name = "bucket"
 type = "s3"
 bucket = "{BUCKET}"
+
+[[knowledge_bases.data_sources]]
+id = "SCHEDULED1"
+name = "scheduled"
+type = "s3"
+bucket = "scheduled"
+sync_interval = "2s"
 """
+        cls.started = time.time()
         cls.replicas = [Replica(f"replica-{i}", cls.config) for i in (1, 2, 3)]
 
     @classmethod
@@ -161,11 +172,11 @@ bucket = "{BUCKET}"
         cls.s3.close()
         cls.llm.close()
 
-    def wait_job(self, replica, job_id, timeout=600):
+    def wait_job(self, replica, job_id, timeout=600, ds="CLUSTERDS1"):
         agent = replica.client("bedrock-agent")
         deadline = time.time() + timeout
         while time.time() < deadline:
-            job = agent.get_ingestion_job(knowledgeBaseId="CLUSTERKB1", dataSourceId="CLUSTERDS1",
+            job = agent.get_ingestion_job(knowledgeBaseId="CLUSTERKB1", dataSourceId=ds,
                                           ingestionJobId=job_id)["ingestionJob"]
             if job["status"] in ("COMPLETE", "FAILED", "STOPPED"):
                 return job
@@ -272,6 +283,42 @@ bucket = "{BUCKET}"
         self.assertEqual(done["statistics"]["numberOfDocumentsFailed"], 0)
         ids = sorted(row[0] for row in psql(self.db, "SELECT id FROM cluster_reports"))
         self.assertEqual(ids, self.single_node_chunk_ids())
+
+        # -- a change event may arrive at any replica ---------------------------------------------
+        self.s3.client.put_object(Bucket=BUCKET, Key="reports/late.txt", Body=document(500))
+        event = {"version": "0", "source": "aws.s3", "detail-type": "Object Created",
+                 "detail": {"bucket": {"name": BUCKET}, "object": {"key": "reports/late.txt"}}}
+        req = urllib.request.Request(two.url + "/events", data=json.dumps(event).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "x-api-key": "events-key"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answer = json.loads(r.read())
+        [started] = answer["ingestionJobs"]
+        done = self.wait_job(one, started["ingestionJobId"])
+        self.assertEqual(done["status"], "COMPLETE", done)
+        self.assertEqual((done["statistics"]["numberOfDocumentsScanned"],
+                          done["statistics"]["numberOfNewDocumentsIndexed"]), (1, 1))
+
+        # -- a job started on one replica is stopped through another -----------------------------
+        for i in range(30):
+            self.s3.client.put_object(Bucket=BUCKET, Key=f"reports/r{i:03d}.txt", Body=document(i) + b" Revised.")
+        job = one.client("bedrock-agent").start_ingestion_job(
+            knowledgeBaseId="CLUSTERKB1", dataSourceId="CLUSTERDS1")["ingestionJob"]
+        stopping = two.client("bedrock-agent").stop_ingestion_job(
+            knowledgeBaseId="CLUSTERKB1", dataSourceId="CLUSTERDS1", ingestionJobId=job["ingestionJobId"])
+        self.assertEqual(stopping["ingestionJob"]["status"], "STOPPING")
+        stopped = self.wait_job(one, job["ingestionJobId"])
+        self.assertEqual(stopped["status"], "STOPPED", stopped)
+        self.assertLess(stopped["statistics"]["numberOfModifiedDocumentsIndexed"], 30)
+
+        # -- a schedule fires once per cluster, not once per replica: one replica (the holder of
+        # an advisory lock) fires every 2 s; were each replica firing on its own clock, starts
+        # would come closer together than that.
+        jobs = one.client("bedrock-agent").list_ingestion_jobs(
+            knowledgeBaseId="CLUSTERKB1", dataSourceId="SCHEDULED1", maxResults=1000)["ingestionJobSummaries"]
+        starts = sorted(j["startedAt"].timestamp() for j in jobs)
+        self.assertGreater(len(starts), 2)
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        self.assertGreaterEqual(min(gaps), 1.5, f"scheduled jobs started {gaps} s apart")
 
         # -- a replica whose data directory is deleted catches up ----------------------------------
         one.stop()
