@@ -198,6 +198,29 @@ path = "docs"
         assert!(e.contains("SEMANTICS"), "{e}");
     }
 
+    /// The embedded HNSW store is one process's: a cluster's replicas must share their
+    /// vectors, so it is refused there, naming the stores to use.
+    #[test]
+    fn cluster_mode_refuses_the_embedded_store() {
+        let cluster = "[cluster]\ndatabase_url = \"postgres://quarry@db/quarry\"\n\n";
+        let e = load_str(&format!("{cluster}{GOOD}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("knowledge_bases[0].vector_store")
+                && e.contains("pgvector")
+                && e.contains("qdrant"),
+            "{e}"
+        );
+        let pg = GOOD.replace(
+            "embedding_model = \"minilm\"",
+            "embedding_model = \"minilm\"\nvector_store = { type = \"pgvector\", url = \"postgres://quarry@db/quarry\", table = \"demo\" }",
+        );
+        let config = load_str(&format!("{cluster}{pg}")).unwrap();
+        let c = config.cluster.unwrap();
+        assert_eq!((c.lease_secs, c.claim_batch), (30, 8));
+    }
+
     /// A key without a `knowledge_bases` line used to get every knowledge base.
     #[test]
     fn an_access_key_must_say_which_knowledge_bases_it_may_use() {

@@ -18,6 +18,11 @@ pub struct InspectArgs {
 
 pub fn run(config_path: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
+    if config.cluster.is_some() {
+        anyhow::bail!(
+            "this configuration is a cluster's ([cluster]): inspect is a single-node command; the ledger is in the cluster's database (quarry_ledger) and `quarry jobs` reads its jobs"
+        );
+    }
     let kb = KnowledgeBase::open(&config, &args.kb)?;
     let ledger = kb.ledger();
     let mut documents: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -20,7 +20,18 @@ pub fn run(config_path: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
         .knowledge_base(&args.kb)
         .ok_or_else(|| anyhow::anyhow!("no knowledge base {:?}", args.kb))?;
     // The ledger alone: listing jobs needs no model.
-    let ledger = SqliteLedger::open(&crate::knowledge_base::ledger_path_for(&config, kb))?;
+    let ledger: Box<dyn Ledger> = match &config.cluster {
+        Some(cluster) => {
+            let cluster = crate::cluster::Cluster::connect(cluster)?;
+            Box::new(quarry_ingest::PgLedger::new(
+                cluster.db.clone(),
+                kb.id.get_ref().as_str(),
+            ))
+        }
+        None => Box::new(SqliteLedger::open(
+            &crate::knowledge_base::ledger_path_for(&config, kb),
+        )?),
+    };
     let jobs = ledger.jobs(None)?;
     if args.json {
         for job in &jobs {

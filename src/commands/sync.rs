@@ -28,6 +28,11 @@ pub struct SyncArgs {
 
 pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
+    if config.cluster.is_some() {
+        anyhow::bail!(
+            "this configuration is a cluster's ([cluster]): start ingestion jobs through any replica's API (StartIngestionJob), which shares them among the replicas and keeps every replica's lexical index in step"
+        );
+    }
     let kb = KnowledgeBase::open(&config, &args.kb)?;
     let sources = match &args.data_source {
         Some(ds) => vec![kb.data_source(ds).cloned().ok_or_else(|| {
