@@ -243,8 +243,10 @@ impl Follower {
         let known: Option<i64> = std::fs::read_to_string(&position_file)
             .ok()
             .and_then(|s| s.trim().parse().ok());
+        // An index that lost its contents (discarded as another version's) starts over too.
+        let emptied = lexical.is_empty() && !vectors.is_empty()?;
         let position = match known {
-            Some(p) if p <= start_head => p,
+            Some(p) if p <= start_head && !emptied => p,
             _ => {
                 tracing::info!(
                     knowledge_base = kb_id,

@@ -212,6 +212,10 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     eprintln!("quarry: shutting down; stopping running ingestion jobs");
     let state_for_jobs = state.clone();
     tokio::task::spawn_blocking(move || state_for_jobs.jobs.shutdown()).await?;
+    if let Some(cluster) = cluster {
+        // This replica's documents go back to the others at once, not when leases run out.
+        tokio::task::spawn_blocking(move || replica::release(&cluster)).await?;
+    }
     Ok(())
 }
 

@@ -39,7 +39,6 @@ pub fn start(state: &Arc<AppState>, cluster: &Arc<Cluster>) -> anyhow::Result<()
                 heartbeat_if_due(&s, &c);
                 std::thread::sleep(Duration::from_secs(1));
             }
-            release(&s, &c);
         })?;
     Ok(())
 }
@@ -75,7 +74,7 @@ fn heartbeat_if_due(state: &AppState, cluster: &Cluster) {
 
 /// At shutdown: this replica's claims go back to the queue at once (rather than when their
 /// leases run out); a late finish of one is refused, so nothing is counted twice.
-fn release(state: &AppState, cluster: &Cluster) {
+pub fn release(cluster: &Cluster) {
     let name = cluster.replica.clone();
     let _ = cluster.db.run(move |c| {
         c.execute(
@@ -86,7 +85,6 @@ fn release(state: &AppState, cluster: &Cluster) {
         c.execute("DELETE FROM quarry_replicas WHERE name = $1", &[&name])?;
         Ok(())
     });
-    let _ = state;
 }
 
 fn work(state: &Arc<AppState>, cluster: &Arc<Cluster>, db: Arc<quarry_state::PgConnection>) {
