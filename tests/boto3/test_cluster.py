@@ -1,6 +1,6 @@
 """Cluster mode end to end: three replicas of `quarry serve`, each with its own data
-directory, over one real PostgreSQL (pgvector) database, syncing a real (moto) S3 bucket
-with the real model. Ingestion is shared among the replicas; one is killed with SIGKILL mid-
+directory, over one real PostgreSQL database (vectors in pgvector there, and for a second
+knowledge base in a real Qdrant), syncing real (moto) S3 buckets with the real model. Ingestion is shared among the replicas; one is killed with SIGKILL mid-
 job and the job still completes with every document indexed once (its chunk ids compared
 with a single-node sync of the same bucket); every replica answers Retrieve (SEMANTIC and
 HYBRID) identically; a RetrieveAndGenerate session continues on another replica; a knowledge
@@ -105,6 +105,9 @@ class Cluster(unittest.TestCase):
         cls.s3 = S3Server()
         cls.s3.client.create_bucket(Bucket=BUCKET)
         cls.s3.client.create_bucket(Bucket="scheduled")
+        cls.s3.client.create_bucket(Bucket="qdrant-docs")
+        for i in range(12):
+            cls.s3.client.put_object(Bucket="qdrant-docs", Key=f"q{i:02d}.txt", Body=document(i))
         for i in range(60):
             cls.s3.client.put_object(Bucket=BUCKET, Key=f"reports/r{i:03d}.txt", Body=document(i))
         cls.llm = OpenAiServer()
@@ -161,6 +164,18 @@ name = "scheduled"
 type = "s3"
 bucket = "scheduled"
 sync_interval = "2s"
+
+[[knowledge_bases]]
+id = "CLUSTERKB2"
+name = "on-qdrant"
+embedding_model = "minilm"
+vector_store = {{ type = "qdrant", url = "{os.environ["QDRANT_URL"]}", collection = "{name}" }}
+
+[[knowledge_bases.data_sources]]
+id = "CLUSTERDS2"
+name = "bucket"
+type = "s3"
+bucket = "qdrant-docs"
 """
         cls.started = time.time()
         cls.replicas = [Replica(f"replica-{i}", cls.config) for i in (1, 2, 3)]
@@ -172,11 +187,11 @@ sync_interval = "2s"
         cls.s3.close()
         cls.llm.close()
 
-    def wait_job(self, replica, job_id, timeout=600, ds="CLUSTERDS1"):
+    def wait_job(self, replica, job_id, timeout=600, ds="CLUSTERDS1", kb="CLUSTERKB1"):
         agent = replica.client("bedrock-agent")
         deadline = time.time() + timeout
         while time.time() < deadline:
-            job = agent.get_ingestion_job(knowledgeBaseId="CLUSTERKB1", dataSourceId=ds,
+            job = agent.get_ingestion_job(knowledgeBaseId=kb, dataSourceId=ds,
                                           ingestionJobId=job_id)["ingestionJob"]
             if job["status"] in ("COMPLETE", "FAILED", "STOPPED"):
                 return job
@@ -189,11 +204,11 @@ sync_interval = "2s"
                               "cluster", "status", "--json"], capture_output=True, check=True, text=True)
         return json.loads(out.stdout)
 
-    def retrieve_everywhere(self, query, search_type, replicas):
+    def retrieve_everywhere(self, query, search_type, replicas, kb="CLUSTERKB1"):
         answers = []
         for r in replicas:
             out = r.client("bedrock-agent-runtime").retrieve(
-                knowledgeBaseId="CLUSTERKB1", retrievalQuery={"text": query},
+                knowledgeBaseId=kb, retrievalQuery={"text": query},
                 retrievalConfiguration={"vectorSearchConfiguration": {
                     "numberOfResults": 5, "overrideSearchType": search_type}})
             answers.append([(x["location"]["s3Location"]["uri"], round(x["score"], 4))
@@ -228,7 +243,7 @@ sync_interval = "2s"
         self.assertEqual(stats["numberOfNewDocumentsIndexed"], 60)
         self.assertEqual(stats["numberOfDocumentsFailed"], 0)
         per_replica = [r.processed() for r in self.replicas]
-        self.assertEqual(sum(per_replica), 60, per_replica)
+        self.assertEqual(sum(per_replica), 60, per_replica)  # (each document counted once)
         self.assertTrue(all(n > 0 for n in per_replica), f"documents per replica: {per_replica}")
 
         # -- every replica answers alike, SEMANTIC and HYBRID ------------------------------------
@@ -239,6 +254,18 @@ sync_interval = "2s"
                 self.assertEqual(len(answers[0]), 5)
                 self.assertEqual(answers[0], answers[1], (search_type, query))
                 self.assertEqual(answers[0], answers[2], (search_type, query))
+
+        # -- the same with the vectors in Qdrant ------------------------------------------------
+        job = three.client("bedrock-agent").start_ingestion_job(
+            knowledgeBaseId="CLUSTERKB2", dataSourceId="CLUSTERDS2")["ingestionJob"]
+        done = self.wait_job(one, job["ingestionJobId"], ds="CLUSTERDS2", kb="CLUSTERKB2")
+        self.assertEqual((done["status"], done["statistics"]["numberOfNewDocumentsIndexed"]), ("COMPLETE", 12), done)
+        self.wait_caught_up(self.replicas)
+        for search_type in ("SEMANTIC", "HYBRID"):
+            answers = self.retrieve_everywhere("coral reefs in region 5", search_type, self.replicas, kb="CLUSTERKB2")
+            self.assertEqual(len(answers[0]), 5)
+            self.assertEqual(answers[0], answers[1], search_type)
+            self.assertEqual(answers[0], answers[2], search_type)
 
         # -- a session started on one replica continues on another ------------------------------
         rag = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
