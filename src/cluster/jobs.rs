@@ -49,13 +49,19 @@ fn bad(e: impl std::fmt::Display) -> StateError {
 pub struct ClusterJobs {
     db: Arc<PgConnection>,
     queue: PgWorkQueue,
+    /// When this replica last dropped finished work items and old logged changes.
+    trimmed: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a replica trims what the cluster no longer needs.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl ClusterJobs {
     pub fn new(db: Arc<PgConnection>) -> Self {
         Self {
             queue: PgWorkQueue::over(db.clone()),
             db,
+            trimmed: Default::default(),
         }
     }
 
@@ -368,6 +374,23 @@ impl ClusterJobs {
         for (kb, ds) in waiting {
             self.start_pending(&kb, &ds)?;
         }
+        let mut trimmed = self.trimmed.lock().unwrap_or_else(|p| p.into_inner());
+        if trimmed.is_some_and(|t| t.elapsed() < TRIM_EVERY) {
+            return Ok(());
+        }
+        *trimmed = Some(std::time::Instant::now());
+        // A finished job's record keeps its statistics and reasons; its items can go.
+        self.db.run(|c| {
+            c.execute(
+                "DELETE FROM quarry_work_items WHERE job_id IN (
+                     SELECT job_id FROM quarry_jobs
+                     WHERE status IN ('COMPLETE', 'STOPPED', 'FAILED')
+                       AND started_at < now() - interval '1 hour')",
+                &[],
+            )?;
+            Ok(())
+        })?;
+        crate::cluster::lexical_log::trim(&self.db)?;
         Ok(())
     }
 }

@@ -200,6 +200,33 @@ impl VectorStore for LoggedStore {
     }
 }
 
+/// How long logged changes are kept: a replica away for longer rebuilds its index from the
+/// store instead of replaying them.
+pub const KEEP_LOG: Duration = Duration::from_secs(24 * 3600);
+
+/// Drops logged changes older than [`KEEP_LOG`].
+pub fn trim(db: &PgConnection) -> Result<u64, StateError> {
+    let keep = KEEP_LOG.as_secs_f64();
+    db.run(move |c| {
+        Ok(c.execute(
+            "DELETE FROM quarry_lexical_log WHERE logged_at < now() - $1 * interval '1 second'",
+            &[&keep],
+        )?)
+    })
+}
+
+/// The first change still in a knowledge base's log, if any.
+fn oldest(db: &PgConnection, kb_id: &str) -> Result<Option<i64>, StateError> {
+    let kb = kb_id.to_owned();
+    db.run(move |c| {
+        Ok(c.query_one(
+            "SELECT min(seq) FROM quarry_lexical_log WHERE kb_id = $1",
+            &[&kb],
+        )?
+        .get(0))
+    })
+}
+
 /// The end of a knowledge base's log (0 when it has none).
 fn head(db: &PgConnection, kb_id: &str) -> Result<i64, StateError> {
     let kb = kb_id.to_owned();
@@ -243,10 +270,15 @@ impl Follower {
         let known: Option<i64> = std::fs::read_to_string(&position_file)
             .ok()
             .and_then(|s| s.trim().parse().ok());
-        // An index that lost its contents (discarded as another version's) starts over too.
+        // An index that lost its contents (discarded as another version's) starts over too,
+        // as does one whose next changes were trimmed from the log.
         let emptied = lexical.is_empty() && !vectors.is_empty()?;
+        let trimmed = match (known, oldest(&db, kb_id)?) {
+            (Some(p), Some(first)) => p + 1 < first,
+            _ => false,
+        };
         let position = match known {
-            Some(p) if p <= start_head && !emptied => p,
+            Some(p) if p <= start_head && !emptied && !trimmed => p,
             _ => {
                 tracing::info!(
                     knowledge_base = kb_id,

@@ -72,7 +72,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE quarry_lexical_log (
          seq BIGSERIAL PRIMARY KEY,
          kb_id TEXT NOT NULL,
-         op TEXT NOT NULL
+         op TEXT NOT NULL,
+         logged_at TIMESTAMPTZ NOT NULL DEFAULT now()
      );
      CREATE INDEX quarry_lexical_log_by_kb ON quarry_lexical_log (kb_id, seq);
      CREATE TABLE quarry_replicas (
