@@ -275,7 +275,8 @@ impl ClusterJobs {
         })
     }
 
-    /// The listing's counts, recorded by the worker that listed.
+    /// The listing's counts, recorded by the worker that listed (in columns of their own,
+    /// which the janitor reads and never writes, so neither loses the other's update).
     pub fn record_listing(
         &self,
         job_id: &str,
@@ -285,9 +286,7 @@ impl ClusterJobs {
         let id = job_id.to_owned();
         self.db.run(move |c| {
             c.execute(
-                "UPDATE quarry_jobs SET record = jsonb_set(jsonb_set(record::jsonb,
-                     '{statistics,numberOfDocumentsScanned}', to_jsonb($2::bigint)),
-                     '{statistics,numberOfMetadataDocumentsScanned}', to_jsonb($3::bigint))::text
+                "UPDATE quarry_jobs SET documents_listed = $2, sidecars_listed = $3
                  WHERE job_id = $1",
                 &[&id, &(documents as i64), &(sidecars as i64)],
             )?;
@@ -322,23 +321,26 @@ impl ClusterJobs {
 
     /// One round of the janitor: see the module's documentation.
     pub fn tidy(&self) -> Result<(), StateError> {
-        let active: Vec<(String, String)> = self.db.run(|c| {
+        type Active = (String, String, String, i64, i64);
+        let active: Vec<Active> = self.db.run(|c| {
             Ok(c.query(
-                "SELECT job_id, kind FROM quarry_jobs WHERE status IN ('IN_PROGRESS', 'STOPPING')",
+                "SELECT job_id, kind, record, documents_listed, sidecars_listed FROM quarry_jobs
+                 WHERE status IN ('IN_PROGRESS', 'STOPPING')",
                 &[],
             )?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect())
         })?;
-        for (job_id, kind) in active {
-            let Some(mut job) = self.record(&job_id)? else {
+        for (job_id, kind, record, documents, sidecars) in active {
+            let Ok(mut job) = serde_json::from_str::<IngestionJob>(&record) else {
                 continue;
             };
             let counts = self.queue.counts(&job_id)?;
             let outcomes = self.queue.outcomes(&job_id)?;
             let was = status_word(job.status);
-            apply_outcomes(&mut job.statistics, &outcomes, kind == "keys");
+            let listed = (kind == "full").then_some((documents as u64, sidecars as u64));
+            apply_outcomes(&mut job.statistics, &outcomes, listed);
             let failures = self.queue.failures(&job_id)?;
             job.failure_reasons
                 .retain(|r| !failures.iter().any(|(_, f)| f == r));
@@ -420,18 +422,13 @@ pub fn outcome_word(outcome: &quarry_ingest::items::ItemOutcome, sidecar: bool) 
 }
 
 /// A job's statistics from its items' outcomes (a full sync's scanned counts come from its
-/// listing; a keyed job's from its items).
-fn apply_outcomes(stats: &mut Statistics, outcomes: &[(String, u64)], keyed: bool) {
-    let listed = (
-        stats.number_of_documents_scanned,
-        stats.number_of_metadata_documents_scanned,
-    );
+/// listing, `listed`; a keyed job's from its items).
+fn apply_outcomes(stats: &mut Statistics, outcomes: &[(String, u64)], listed: Option<(u64, u64)>) {
     *stats = Statistics::default();
-    if !keyed {
-        (
-            stats.number_of_documents_scanned,
-            stats.number_of_metadata_documents_scanned,
-        ) = listed;
+    let keyed = listed.is_none();
+    if let Some((documents, sidecars)) = listed {
+        stats.number_of_documents_scanned = documents;
+        stats.number_of_metadata_documents_scanned = sidecars;
     }
     for (word, n) in outcomes {
         let n = *n;
@@ -464,6 +461,133 @@ fn apply_outcomes(stats: &mut Statistics, outcomes: &[(String, u64)], keyed: boo
 mod tests {
     use super::*;
 
+    /// Another replica's handle on the cluster's jobs (a connection of its own).
+    fn replica() -> ClusterJobs {
+        let url = std::env::var("QUARRY_TEST_PG_URL").expect(
+            "QUARRY_TEST_PG_URL is not set: run the tests with `make test`, which starts PostgreSQL",
+        );
+        let db = PgConnection::connect(&url).unwrap();
+        db.run(quarry_state::schema::migrate).unwrap();
+        ClusterJobs::new(Arc::new(db))
+    }
+
+    fn ids() -> (String, String) {
+        let n = fastrand::u32(..);
+        (format!("KB{n:08X}"), format!("DS{n:08X}"))
+    }
+
+    fn status(jobs: &ClusterJobs, id: &str) -> JobStatus {
+        jobs.record(id).unwrap().unwrap().status
+    }
+
+    #[test]
+    fn a_job_runs_once_per_data_source_and_completes_when_its_items_are_done() {
+        let (a, b) = (replica(), replica());
+        let (kb, ds) = ids();
+        let job = a.start(&kb, &ds, None).unwrap();
+        assert!(matches!(
+            b.start(&kb, &ds, None),
+            Err(JobError::Running(..))
+        ));
+        assert!(b.is_running(&kb, &ds).unwrap());
+        let id = job.ingestion_job_id.clone();
+        // The listing comes first; whoever lists queues the documents.
+        let claims = b
+            .queue()
+            .claim(&id, "b", 8, std::time::Duration::from_secs(30))
+            .unwrap();
+        let [listing] = &claims[..] else {
+            panic!("one listing item: {claims:?}")
+        };
+        assert_eq!(listing.key, LISTING);
+        b.queue()
+            .enqueue(&id, &["x.txt".into(), "y.txt".into()])
+            .unwrap();
+        b.record_listing(&id, 2, 1).unwrap();
+        assert!(b.queue().finish(listing, "listed", None).unwrap());
+        let claims = a
+            .queue()
+            .claim(&id, "a", 8, std::time::Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(claims.len(), 2);
+        a.tidy().unwrap();
+        assert_eq!(
+            status(&b, &id),
+            JobStatus::InProgress,
+            "items still claimed"
+        );
+        assert!(a.queue().finish(&claims[0], "new+sidecar", None).unwrap());
+        assert!(
+            a.queue()
+                .finish(&claims[1], "failed", Some("s3://b/y.txt: bad PDF"))
+                .unwrap()
+        );
+        b.tidy().unwrap();
+        let done = b.record(&id).unwrap().unwrap();
+        assert_eq!(done.status, JobStatus::Complete);
+        assert_eq!(done.statistics.number_of_documents_scanned, 2);
+        assert_eq!(done.statistics.number_of_metadata_documents_scanned, 1);
+        assert_eq!(done.statistics.number_of_new_documents_indexed, 1);
+        assert_eq!(done.statistics.number_of_documents_failed, 1);
+        assert_eq!(
+            done.failure_reasons,
+            vec!["s3://b/y.txt: bad PDF".to_owned()]
+        );
+        assert!(!a.is_running(&kb, &ds).unwrap());
+        a.start(&kb, &ds, None).unwrap();
+    }
+
+    #[test]
+    fn a_stop_from_another_replica_drains_and_a_second_stop_is_refused() {
+        let (a, b) = (replica(), replica());
+        let (kb, ds) = ids();
+        let id = a.start(&kb, &ds, None).unwrap().ingestion_job_id;
+        let stopping = b.stop(&kb, &ds, &id).unwrap();
+        assert_eq!(stopping.status, JobStatus::Stopping);
+        assert!(a.claimable().unwrap().iter().all(|(j, _, _)| *j != id));
+        a.tidy().unwrap();
+        assert_eq!(status(&b, &id), JobStatus::Stopped);
+        assert!(matches!(
+            b.stop(&kb, &ds, &id),
+            Err(JobError::NotRunning(..))
+        ));
+        assert!(matches!(
+            b.stop(&kb, "OTHER", &id),
+            Err(JobError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn keys_reported_during_a_job_get_a_job_of_their_own_afterwards() {
+        let (a, b) = (replica(), replica());
+        let (kb, ds) = ids();
+        let first = a.start(&kb, &ds, None).unwrap().ingestion_job_id;
+        let keys = ["n.txt".to_owned(), "n.txt.metadata.json".to_owned()];
+        assert!(
+            b.sync_keys(&kb, &ds, &keys).unwrap().is_none(),
+            "waits for the running job"
+        );
+        let lease = std::time::Duration::from_secs(30);
+        for claim in a.queue().claim(&first, "a", 8, lease).unwrap() {
+            a.queue().finish(&claim, "listed", None).unwrap();
+        }
+        b.tidy().unwrap();
+        assert_eq!(status(&a, &first), JobStatus::Complete);
+        let running: Vec<String> = a
+            .claimable()
+            .unwrap()
+            .into_iter()
+            .filter(|(_, k, d)| *k == kb && *d == ds)
+            .map(|(j, _, _)| j)
+            .collect();
+        let [keyed] = &running[..] else {
+            panic!("one keyed job: {running:?}")
+        };
+        let claims = a.queue().claim(keyed, "a", 8, lease).unwrap();
+        let claimed: Vec<&str> = claims.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(claimed, ["n.txt"], "the sidecar stands for its document");
+    }
+
     #[test]
     fn statistics_count_each_outcome_once() {
         let outcomes = vec![
@@ -474,12 +598,8 @@ mod tests {
             ("failed".to_owned(), 1),
             ("listed".to_owned(), 1),
         ];
-        let mut full = Statistics {
-            number_of_documents_scanned: 7,
-            number_of_metadata_documents_scanned: 3,
-            ..Default::default()
-        };
-        apply_outcomes(&mut full, &outcomes, false);
+        let mut full = Statistics::default();
+        apply_outcomes(&mut full, &outcomes, Some((7, 3)));
         assert_eq!(full.number_of_documents_scanned, 7);
         assert_eq!(full.number_of_new_documents_indexed, 4);
         assert_eq!(full.number_of_modified_documents_indexed, 2);
@@ -487,7 +607,7 @@ mod tests {
         assert_eq!(full.number_of_documents_deleted, 1);
         assert_eq!(full.number_of_documents_failed, 1);
         let mut keyed = Statistics::default();
-        apply_outcomes(&mut keyed, &outcomes, true);
+        apply_outcomes(&mut keyed, &outcomes, None);
         assert_eq!(keyed.number_of_documents_scanned, 7);
         assert_eq!(keyed.number_of_metadata_documents_scanned, 3);
     }

@@ -45,7 +45,9 @@ const MIGRATIONS: &[&str] = &[
          kind TEXT NOT NULL,
          status TEXT NOT NULL,
          started_at TIMESTAMPTZ NOT NULL,
-         record TEXT NOT NULL
+         record TEXT NOT NULL,
+         documents_listed BIGINT NOT NULL DEFAULT 0,
+         sidecars_listed BIGINT NOT NULL DEFAULT 0
      );
      CREATE UNIQUE INDEX quarry_jobs_one_running ON quarry_jobs (kb_id, data_source_id)
          WHERE status IN ('STARTING', 'IN_PROGRESS', 'STOPPING');
