@@ -15,6 +15,7 @@ Run through benches/cluster.sh, which builds the binary and starts PostgreSQL:
 import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,18 +103,24 @@ def sync(replica):
 
 def ingest(s3, docs):
     rows = []
-    for n in (1, 2, 3):
+    for n in (0, 1, 2, 3):
+        # 0: one node without [cluster] (embedded HNSW store, SQLite ledger), for reference.
         db = fresh_database(f"ingest{n}")
-        replicas = [Replica(f"bench-{i}", config(s3, db, "DEFAULT")) for i in range(1, n + 1)]
+        replicas = [Replica(f"bench-{i}", config(s3, db, "DEFAULT", cluster=n > 0))
+                    for i in range(1, max(n, 1) + 1)]
         try:
             for r in replicas:
                 r.wait_ready()
             job, seconds = sync(replicas[0])
             assert job["status"] == "COMPLETE", job
-            chunks = int(psql(db, "SELECT count(*) FROM scifact")[0][0])
-            per = [r.processed() for r in replicas]
+            if n == 0:
+                chunks = chunk_count(replicas[0])
+                per = [docs]
+            else:
+                chunks = int(psql(db, "SELECT count(*) FROM scifact")[0][0])
+                per = [r.processed() for r in replicas]
             rows.append((n, seconds, docs / seconds, chunks / seconds, per))
-            print(f"{n} replica(s): {seconds:.1f} s, {docs / seconds:.1f} documents/s, "
+            print(f"{n or 'one node, no'} replica(s): {seconds:.1f} s, {docs / seconds:.1f} documents/s, "
                   f"{chunks / seconds:.1f} chunks/s, documents per replica {per}", flush=True)
         finally:
             for r in replicas:
@@ -121,7 +128,18 @@ def ingest(s3, docs):
     print("\n| replicas | seconds | documents/s | chunks/s | documents per replica |")
     print("|---|---|---|---|---|")
     for n, seconds, dps, cps, per in rows:
-        print(f"| {n} | {seconds:.1f} | {dps:.1f} | {cps:.1f} | {' / '.join(map(str, per))} |")
+        print(f"| {n or 'one node (no [cluster])'} | {seconds:.1f} | {dps:.1f} | {cps:.1f} | {' / '.join(map(str, per))} |")
+
+
+def chunk_count(replica):
+    """Chunks of a single node's knowledge base (GetKnowledgeBase does not say; `quarry
+    inspect` does, reading its data directory once the server has stopped)."""
+    replica.stop()
+    out = subprocess.run([os.environ["QUARRY_BIN"], "--config",
+                          os.path.join(replica.dir, "knowledge-bases.toml"), "inspect", "scifact"],
+                         check=True, capture_output=True, text=True, cwd=replica.dir).stdout
+    replica.start()
+    return json.loads(out)["chunks"]
 
 
 def ndcg_at_10(ranked, relevant):

@@ -43,14 +43,20 @@ def psql(url, sql):
 
 
 class Replica:
-    def __init__(self, name, config):
+    def __init__(self, name, config, wait=True):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix=f"quarry-{name}-")
         with open(os.path.join(self.dir, "knowledge-bases.toml"), "w") as f:
             f.write(config.replace("REPLICA", name))
-        self.start()
+        self.launch()
+        if wait:
+            self.started()
 
     def start(self):
+        self.launch()
+        self.started()
+
+    def launch(self):
         env = dict(os.environ, QUARRY_TEST_SECRET=SECRET, AWS_ACCESS_KEY_ID="test",
                    AWS_SECRET_ACCESS_KEY="test", TEST_LLM_KEY="sk-test",
                    QUARRY_TEST_EVENTS_KEY="events-key")
@@ -58,6 +64,8 @@ class Replica:
         self.process = subprocess.Popen(
             [os.environ["QUARRY_BIN"], "--config", os.path.join(self.dir, "knowledge-bases.toml"),
              "serve", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=self.log, env=env)
+
+    def started(self):
         line = self.process.stdout.readline().decode()
         self.process.stdout.close()
         if "://" not in line:
@@ -178,7 +186,11 @@ type = "s3"
 bucket = "qdrant-docs"
 """
         cls.started = time.time()
-        cls.replicas = [Replica(f"replica-{i}", cls.config) for i in (1, 2, 3)]
+        # Started together on a database none has seen: the schema, the tables and the
+        # extension are made once, whoever comes first.
+        cls.replicas = [Replica(f"replica-{i}", cls.config, wait=False) for i in (1, 2, 3)]
+        for r in cls.replicas:
+            r.started()
 
     @classmethod
     def tearDownClass(cls):

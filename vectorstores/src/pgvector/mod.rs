@@ -125,8 +125,11 @@ impl PgVectorStore {
             {
                 return Err(e);
             }
+            // (one implicit transaction; the lock keeps replicas starting together from
+            // racing on the same `IF NOT EXISTS`)
             c.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {t} (
+                "SELECT pg_advisory_xact_lock(hashtext('quarry-pgvector-ddl'));
+                 CREATE TABLE IF NOT EXISTS {t} (
                      {id} text PRIMARY KEY,
                      {v} vector({dimension}) NOT NULL,
                      {x} text NOT NULL,

@@ -133,29 +133,16 @@ impl QdrantStore {
             indexed: Mutex::new(Vec::new()),
         };
         let name = store.collection.clone();
-        let exists = store
-            .block(store.client.collection_exists(&name))
-            .map_err(storage)?;
-        if exists {
-            let info = store
-                .block(store.client.collection_info(&name))
+        // Twice at most: replicas starting together may both find no collection, and the
+        // one whose creation loses finds the winner's.
+        for attempt in 0..2 {
+            let exists = store
+                .block(store.client.collection_exists(&name))
                 .map_err(storage)?;
-            let size = info
-                .result
-                .and_then(|r| r.config)
-                .and_then(|c| c.params)
-                .and_then(|p| p.vectors_config)
-                .and_then(|v| match v.config {
-                    Some(qdrant::vectors_config::Config::Params(p)) => Some(p.size),
-                    _ => None,
-                });
-            if size != Some(dimension as u64) {
-                return Err(StoreError::Storage(format!(
-                    "Qdrant collection {name} holds vectors of {}, but the model's have {dimension} dimensions",
-                    size.map_or("another size".into(), |s| format!("{s} dimensions"))
-                )));
+            if exists {
+                store.check_dimension(&name)?;
+                break;
             }
-        } else {
             let mut create = CreateCollectionBuilder::new(&name)
                 .vectors_config(VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
             if let Some(n) = config.shard_number {
@@ -164,14 +151,40 @@ impl QdrantStore {
             if let Some(n) = config.replication_factor {
                 create = create.replication_factor(n);
             }
-            store
-                .block(store.client.create_collection(create))
-                .map_err(storage)?;
+            match store.block(store.client.create_collection(create)) {
+                Ok(_) => break,
+                Err(e) if attempt == 0 && e.to_string().contains("already exists") => {}
+                Err(e) => return Err(storage(e)),
+            }
         }
         for key in [DATA_SOURCE_ID, DOCUMENT_KEY] {
             store.index(key)?;
         }
         Ok(store)
+    }
+
+    /// Refuses a collection made for vectors of another size.
+    fn check_dimension(&self, name: &str) -> Result<(), StoreError> {
+        let info = self
+            .block(self.client.collection_info(name))
+            .map_err(storage)?;
+        let size = info
+            .result
+            .and_then(|r| r.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.vectors_config)
+            .and_then(|v| match v.config {
+                Some(qdrant::vectors_config::Config::Params(p)) => Some(p.size),
+                _ => None,
+            });
+        if size != Some(self.dimension as u64) {
+            return Err(StoreError::Storage(format!(
+                "Qdrant collection {name} holds vectors of {}, but the model's have {} dimensions",
+                size.map_or("another size".into(), |s| format!("{s} dimensions")),
+                self.dimension
+            )));
+        }
+        Ok(())
     }
 
     /// Runs a request to completion on the store's runtime, from any thread (a thread of
