@@ -9,8 +9,10 @@
 use std::collections::HashSet;
 
 use crate::job::IngestionJob;
-use crate::prepare::prepare;
+use crate::prepare::{Prepared, prepare};
 use crate::sidecar::{SIDECAR_SUFFIX, described_document};
+use crate::sources::SourceObject;
+use crate::sync::DocumentError;
 use crate::sync::{SyncError, SyncTarget, embed_group, process_document, remove_document};
 
 /// What one item came to.
@@ -74,18 +76,39 @@ pub fn list_items(target: &SyncTarget<'_>) -> Result<Listing, SyncError> {
     })
 }
 
-/// Processes a batch of document keys as the source has them now. A store, ledger, source or
-/// embedding-server outage is the job's error; anything else fails its document alone.
-pub fn process_items(
-    target: &SyncTarget<'_>,
-    keys: &[String],
-) -> Result<Vec<ItemReport>, SyncError> {
-    let mut reports = Vec::with_capacity(keys.len());
-    let mut present = Vec::new();
+/// A batch made ready to write without writing anything: each document's listing, sidecar,
+/// bytes, text and chunks (or why it failed), or that the source no longer has it. A worker
+/// prepares its next batch while it embeds and writes the current one.
+pub struct PreparedItems {
+    items: Vec<PreparedItem>,
+}
+
+enum PreparedItem {
+    Present {
+        doc: SourceObject,
+        sidecar: bool,
+        prepared: Box<Result<Prepared, DocumentError>>,
+    },
+    Gone(String),
+}
+
+impl PreparedItems {
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// Reads what a batch of document keys needs, as the source has them now.
+pub fn prepare_items(target: &SyncTarget<'_>, keys: &[String]) -> Result<PreparedItems, SyncError> {
+    let mut items = Vec::with_capacity(keys.len());
     for key in keys {
-        let sidecar = target.source.stat(&format!("{key}{SIDECAR_SUFFIX}"))?;
         match target.source.stat(key)? {
             Some(doc) => {
+                let sidecar = target.source.stat(&format!("{key}{SIDECAR_SUFFIX}"))?;
                 let entry = target.ledger.entry(target.data_source_id, key)?;
                 let prepared = prepare(
                     target.source,
@@ -96,11 +119,37 @@ pub fn process_items(
                     entry.as_ref(),
                     &(),
                 );
-                present.push((doc, sidecar.is_some(), prepared));
+                items.push(PreparedItem::Present {
+                    doc,
+                    sidecar: sidecar.is_some(),
+                    prepared: Box::new(prepared),
+                });
             }
-            None => {
+            None => items.push(PreparedItem::Gone(key.clone())),
+        }
+    }
+    Ok(PreparedItems { items })
+}
+
+/// Embeds a prepared batch together and writes it: chunks, metadata, ledger entries, and the
+/// removal of documents the source no longer has. A store, ledger, source or
+/// embedding-server outage is the job's error; anything else fails its document alone.
+pub fn write_items(
+    target: &SyncTarget<'_>,
+    batch: PreparedItems,
+) -> Result<Vec<ItemReport>, SyncError> {
+    let mut reports = Vec::with_capacity(batch.items.len());
+    let mut present = Vec::new();
+    for item in batch.items {
+        match item {
+            PreparedItem::Present {
+                doc,
+                sidecar,
+                prepared,
+            } => present.push(((doc, sidecar), *prepared)),
+            PreparedItem::Gone(key) => {
                 let mut scratch = scratch_job(target);
-                if let Some(entry) = target.ledger.entry(target.data_source_id, key)? {
+                if let Some(entry) = target.ledger.entry(target.data_source_id, &key)? {
                     remove_document(target, &mut scratch, &entry)?;
                 }
                 let outcome = if scratch.statistics.number_of_documents_deleted > 0 {
@@ -109,17 +158,14 @@ pub fn process_items(
                     ItemOutcome::Absent
                 };
                 reports.push(ItemReport {
-                    key: key.clone(),
+                    key,
                     outcome,
                     sidecar: false,
                 });
             }
         }
     }
-    let (docs, prepared): (Vec<_>, Vec<_>) = present
-        .into_iter()
-        .map(|(doc, sidecar, prepared)| ((doc, sidecar), prepared))
-        .unzip();
+    let (docs, prepared): (Vec<_>, Vec<_>) = present.into_iter().unzip();
     let vectors = embed_group(target, &prepared, &())?;
     for (((doc, sidecar), prepared), vectors) in docs.into_iter().zip(prepared).zip(vectors) {
         let mut scratch = scratch_job(target);
@@ -145,6 +191,15 @@ pub fn process_items(
         });
     }
     Ok(reports)
+}
+
+/// [`prepare_items`] and [`write_items`] in one step.
+pub fn process_items(
+    target: &SyncTarget<'_>,
+    keys: &[String],
+) -> Result<Vec<ItemReport>, SyncError> {
+    let batch = prepare_items(target, keys)?;
+    write_items(target, batch)
 }
 
 /// A job record that only counts what one document came to.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use quarry_ingest::items::{ItemOutcome, list_items, process_items};
+use quarry_ingest::items::{ItemOutcome, PreparedItems, list_items, prepare_items, write_items};
 use quarry_ingest::{PgLedger, SyncTarget};
 use quarry_state::{Claim, WorkQueue};
 
@@ -87,90 +87,150 @@ pub fn release(cluster: &Cluster) {
     });
 }
 
+/// Claims held by this replica's worker, renewed by its renewer until finished.
+type Held = Arc<std::sync::Mutex<Vec<Claim>>>;
+
+/// One batch of claimed items, made ready to write (on the look-ahead thread).
+struct Batch {
+    job_id: String,
+    claims: Vec<Claim>,
+    /// `Err`: the job's failure (an outage, a knowledge base gone).
+    ready: Result<Option<Ready>, String>,
+}
+
+/// What writing a batch needs: its knowledge base, data source and prepared documents.
+struct Ready {
+    entry: Arc<super::registry::KbEntry>,
+    ds_id: String,
+    source: Box<dyn quarry_ingest::Source>,
+    chunker: Box<dyn quarry_core::Chunker>,
+    items: PreparedItems,
+}
+
+/// The worker: while it embeds and writes one batch, a look-ahead thread claims and prepares
+/// the next (fetched, parsed, chunked), as a single node's sync overlaps the two.
 fn work(state: &Arc<AppState>, cluster: &Arc<Cluster>, db: Arc<quarry_state::PgConnection>) {
     let Some(jobs) = state.jobs.cluster() else {
         return;
     };
+    let held: Held = Default::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let renewer = {
+        let (held, stop, cluster, state) =
+            (held.clone(), stop.clone(), cluster.clone(), state.clone());
+        std::thread::spawn(move || renew(&state, &cluster, &held, &stop))
+    };
+    let mut ahead: Option<std::thread::JoinHandle<Option<Batch>>> = None;
     while !state.shutting_down.load(Ordering::Relaxed) {
-        let claimed = match jobs.claimable() {
-            Ok(running) => running.into_iter().find_map(|(job, kb, ds)| {
-                match jobs
-                    .queue()
-                    .claim(&job, &cluster.replica, cluster.claim_batch, cluster.lease)
-                {
-                    Ok(claims) if !claims.is_empty() => Some((job, kb, ds, claims)),
-                    Ok(_) => None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not claim ingestion work");
-                        None
-                    }
-                }
-            }),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the cluster's running jobs");
-                None
-            }
+        let batch = match ahead.take() {
+            Some(thread) => thread.join().ok().flatten(),
+            None => next_batch(state, cluster, &db, &held),
         };
-        match claimed {
-            Some((job, kb, ds, claims)) => {
-                process(state, cluster, &db, &job, &kb, &ds, &claims);
+        let Some(batch) = batch else {
+            std::thread::sleep(Duration::from_millis(250));
+            continue;
+        };
+        let (s, c, d, h) = (state.clone(), cluster.clone(), db.clone(), held.clone());
+        ahead = std::thread::Builder::new()
+            .name("cluster-look-ahead".into())
+            .spawn(move || next_batch(&s, &c, &d, &h))
+            .ok();
+        let job_id = batch.job_id.clone();
+        if let Err(reason) = write_batch(state, jobs, &db, batch, &held) {
+            tracing::error!(job = %job_id, %reason, "ingestion job failed");
+            if let Err(e) = jobs.fail(&job_id, &reason) {
+                tracing::warn!(error = %e, "could not record the job's failure");
             }
-            None => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+    if let Some(thread) = ahead {
+        let _ = thread.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = renewer.join();
+}
+
+/// Keeps the leases of every held claim alive.
+fn renew(state: &AppState, cluster: &Cluster, held: &Held, stop: &AtomicBool) {
+    let Some(jobs) = state.jobs.cluster() else {
+        return;
+    };
+    let every = cluster.lease / 3;
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() < every {
+            continue;
+        }
+        last = Instant::now();
+        let claims = held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for claim in claims {
+            let _ = jobs.queue().renew(&claim, cluster.lease);
         }
     }
 }
 
-/// Processes one batch of claimed items, keeping their leases alive meanwhile.
-fn process(
+fn hold(held: &Held, claims: &[Claim]) {
+    held.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(claims.iter().cloned());
+}
+
+fn release_held(held: &Held, claims: &[Claim]) {
+    held.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|h| !claims.contains(h));
+}
+
+/// Claims the next batch of any running job and prepares it; a listing item is done here
+/// at once (it queues the job's documents).
+fn next_batch(
     state: &AppState,
     cluster: &Cluster,
     db: &Arc<quarry_state::PgConnection>,
-    job_id: &str,
-    kb_id: &str,
-    ds_id: &str,
-    claims: &[Claim],
-) {
-    let Some(jobs) = state.jobs.cluster() else {
-        return;
+    held: &Held,
+) -> Option<Batch> {
+    let jobs = state.jobs.cluster()?;
+    let running = match jobs.claimable() {
+        Ok(running) => running,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the cluster's running jobs");
+            return None;
+        }
     };
-    let queue = jobs.queue();
-    let done = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let every = cluster.lease / 3;
-            let mut last = Instant::now();
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                if last.elapsed() >= every {
-                    for claim in claims {
-                        let _ = queue.renew(claim, cluster.lease);
-                    }
-                    last = Instant::now();
+    let (job_id, kb_id, ds_id, claims) =
+        running.into_iter().find_map(|(job, kb, ds)| {
+            match jobs
+                .queue()
+                .claim(&job, &cluster.replica, cluster.claim_batch, cluster.lease)
+            {
+                Ok(claims) if !claims.is_empty() => Some((job, kb, ds, claims)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim ingestion work");
+                    None
                 }
             }
-        });
-        let result = run_items(state, db, job_id, kb_id, ds_id, claims);
-        done.store(true, Ordering::Relaxed);
-        if let Err(reason) = result {
-            tracing::error!(job = job_id, %reason, "ingestion job failed");
-            if let Err(e) = jobs.fail(job_id, &reason) {
-                tracing::warn!(error = %e, "could not record the job's failure");
-            }
-        }
-    });
+        })?;
+    hold(held, &claims);
+    let ready = prepare_batch(state, db, &job_id, &kb_id, &ds_id, &claims);
+    Some(Batch {
+        job_id,
+        claims,
+        ready,
+    })
 }
 
-/// The items' work; an error is the job's (a store, ledger, source or embedding outage).
-fn run_items(
+fn prepare_batch(
     state: &AppState,
     db: &Arc<quarry_state::PgConnection>,
     job_id: &str,
     kb_id: &str,
     ds_id: &str,
     claims: &[Claim],
-) -> Result<(), String> {
+) -> Result<Option<Ready>, String> {
     let jobs = state.jobs.cluster().ok_or("not a cluster")?;
-    let queue = jobs.queue();
+    let failed = |e: &dyn std::fmt::Display| e.to_string();
     let entry = state
         .registry
         .get(kb_id)
@@ -192,12 +252,14 @@ fn run_items(
         ledger: &ledger,
         max_document_bytes: state.registry.config.server.max_document_bytes,
     };
-    let failed = |e: &dyn std::fmt::Display| e.to_string();
-    let (listing, documents): (Vec<&Claim>, Vec<&Claim>) =
-        claims.iter().partition(|c| c.key == LISTING);
-    for claim in listing {
+    let mut keys = Vec::with_capacity(claims.len());
+    for claim in claims {
+        if claim.key != LISTING {
+            keys.push(claim.key.clone());
+            continue;
+        }
         let listed = list_items(&target).map_err(|e| failed(&e))?;
-        queue
+        jobs.queue()
             .enqueue(job_id, &listed.keys)
             .map_err(|e| failed(&e))?;
         jobs.record_listing(
@@ -206,7 +268,7 @@ fn run_items(
             listed.metadata_documents_scanned,
         )
         .map_err(|e| failed(&e))?;
-        queue
+        jobs.queue()
             .finish(claim, "listed", None)
             .map_err(|e| failed(&e))?;
         tracing::info!(
@@ -215,29 +277,73 @@ fn run_items(
             "listed the data source; its documents are queued for every replica"
         );
     }
-    if documents.is_empty() {
-        return Ok(());
+    if keys.is_empty() {
+        return Ok(None);
     }
-    let keys: Vec<String> = documents.iter().map(|c| c.key.clone()).collect();
-    let reports = process_items(&target, &keys).map_err(|e| failed(&e))?;
-    let mut finished = 0;
-    for report in reports {
-        let Some(claim) = documents.iter().find(|c| c.key == report.key) else {
-            continue;
+    let items = prepare_items(&target, &keys).map_err(|e| failed(&e))?;
+    Ok(Some(Ready {
+        entry,
+        ds_id: ds_id.to_owned(),
+        source,
+        chunker,
+        items,
+    }))
+}
+
+/// Embeds and writes a prepared batch and records what came of each item, once.
+fn write_batch(
+    state: &AppState,
+    jobs: &crate::cluster::jobs::ClusterJobs,
+    db: &Arc<quarry_state::PgConnection>,
+    batch: Batch,
+    held: &Held,
+) -> Result<(), String> {
+    let Batch {
+        job_id,
+        claims,
+        ready,
+    } = batch;
+    let result = (|| -> Result<(), String> {
+        let Some(ready) = ready? else {
+            return Ok(());
         };
-        let failure = match &report.outcome {
-            ItemOutcome::Failed(reason) => Some(reason.as_str()),
-            _ => None,
+        let failed = |e: &dyn std::fmt::Display| e.to_string();
+        let ledger = PgLedger::new(db.clone(), ready.entry.kb.id());
+        let target = SyncTarget {
+            data_source_id: &ready.ds_id,
+            source: ready.source.as_ref(),
+            chunker: ready.chunker.as_ref(),
+            embedder: ready.entry.kb.embedder.as_ref(),
+            store: ready.entry.kb.store.as_ref(),
+            ledger: &ledger,
+            max_document_bytes: state.registry.config.server.max_document_bytes,
         };
-        let word = outcome_word(&report.outcome, report.sidecar);
-        // `false`: the lease ran out and another replica has the item; its outcome counts.
-        if queue
-            .finish(claim, &word, failure)
-            .map_err(|e| failed(&e))?
-        {
-            finished += 1;
+        let reports = write_items(&target, ready.items).map_err(|e| failed(&e))?;
+        let mut finished = 0;
+        for report in reports {
+            let Some(claim) = claims.iter().find(|c| c.key == report.key) else {
+                continue;
+            };
+            let failure = match &report.outcome {
+                ItemOutcome::Failed(reason) => Some(reason.as_str()),
+                _ => None,
+            };
+            let word = outcome_word(&report.outcome, report.sidecar);
+            // `false`: the lease ran out and another replica has the item; its outcome counts.
+            if jobs
+                .queue()
+                .finish(claim, &word, failure)
+                .map_err(|e| failed(&e))?
+            {
+                finished += 1;
+            }
         }
+        state.metrics.add_items_processed(finished);
+        Ok(())
+    })();
+    release_held(held, &claims);
+    if let Err(reason) = &result {
+        tracing::debug!(job = %job_id, %reason, "a batch failed");
     }
-    state.metrics.add_items_processed(finished);
-    Ok(())
+    result
 }
