@@ -120,7 +120,7 @@ def ingest(s3, docs):
                 chunks = int(psql(db, "SELECT count(*) FROM scifact")[0][0])
                 per = [r.processed() for r in replicas]
             rows.append((n, seconds, docs / seconds, chunks / seconds, per))
-            print(f"{n or 'one node, no'} replica(s): {seconds:.1f} s, {docs / seconds:.1f} documents/s, "
+            print(f"{n or 'one node, no'} replica(s): {chunks} chunks in {seconds:.1f} s, {docs / seconds:.1f} documents/s, "
                   f"{chunks / seconds:.1f} chunks/s, documents per replica {per}", flush=True)
         finally:
             for r in replicas:
