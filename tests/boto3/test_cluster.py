@@ -184,6 +184,11 @@ id = "CLUSTERDS2"
 name = "bucket"
 type = "s3"
 bucket = "qdrant-docs"
+
+[[knowledge_bases.data_sources]]
+id = "CUSTOMDS02"
+name = "direct"
+type = "custom"
 """
         cls.started = time.time()
         # Started together on a database none has seen: the schema, the tables and the
@@ -278,6 +283,33 @@ bucket = "qdrant-docs"
             self.assertEqual(len(answers[0]), 5)
             self.assertEqual(answers[0], answers[1], search_type)
             self.assertEqual(answers[0], answers[2], search_type)
+
+        # -- direct ingestion through one replica, found through another ------------------------
+        memo = {"content": {"dataSourceType": "CUSTOM", "custom": {
+            "customDocumentIdentifier": {"id": "memo-1"}, "sourceType": "IN_LINE",
+            "inlineContent": {"type": "TEXT", "textContent": {
+                "data": "The lighthouse keeper winds the clockwork lamp every evening at dusk."}}}}}
+        details = one.client("bedrock-agent").ingest_knowledge_base_documents(
+            knowledgeBaseId="CLUSTERKB2", dataSourceId="CUSTOMDS02", documents=[memo])["documentDetails"]
+        self.assertEqual(details[0]["status"], "INDEXED", details)
+        self.wait_caught_up(self.replicas)
+        for search_type in ("SEMANTIC", "HYBRID"):
+            top = three.client("bedrock-agent-runtime").retrieve(
+                knowledgeBaseId="CLUSTERKB2", retrievalQuery={"text": "lighthouse lamp keeper"},
+                retrievalConfiguration={"vectorSearchConfiguration": {
+                    "numberOfResults": 1, "overrideSearchType": search_type}})["retrievalResults"][0]
+            self.assertEqual(top["location"]["customDocumentLocation"]["id"], "memo-1", search_type)
+        deleted = two.client("bedrock-agent").delete_knowledge_base_documents(
+            knowledgeBaseId="CLUSTERKB2", dataSourceId="CUSTOMDS02",
+            documentIdentifiers=[{"dataSourceType": "CUSTOM", "custom": {"id": "memo-1"}}])["documentDetails"]
+        self.assertEqual(deleted[0]["status"], "DELETING")
+        self.wait_caught_up(self.replicas)
+        for search_type in ("SEMANTIC", "HYBRID"):
+            top = three.client("bedrock-agent-runtime").retrieve(
+                knowledgeBaseId="CLUSTERKB2", retrievalQuery={"text": "lighthouse lamp keeper"},
+                retrievalConfiguration={"vectorSearchConfiguration": {
+                    "numberOfResults": 1, "overrideSearchType": search_type}})["retrievalResults"]
+            self.assertNotIn("customDocumentLocation", top[0]["location"], search_type)
 
         # -- a session started on one replica continues on another ------------------------------
         rag = {"type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
