@@ -313,6 +313,9 @@ pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedde
         ModelConfig::GgufLlama { .. } | ModelConfig::Openai { .. } => {
             bail!("model {name:?} is a generation model, not an embedding model")
         }
+        ModelConfig::RerankApi { .. } => {
+            bail!("model {name:?} is a reranking model, not an embedding model")
+        }
     };
     let files = ModelFiles::locate(path.as_deref(), hub.as_deref()).with_context(|| {
         format!(

@@ -93,3 +93,8 @@ fn remote_embedding_servers_and_quarry_as_one() {
 fn cluster_of_three_replicas_over_postgres() {
     run_module("test_cluster");
 }
+
+#[test]
+fn reranking_through_boto3() {
+    run_module("test_rerank");
+}

@@ -253,6 +253,25 @@ pub enum ModelConfig {
     OpenaiEmbeddings(RemoteEmbeddingConfig),
     /// An embedding model behind text-embeddings-inference's native `/embed`.
     Tei(RemoteEmbeddingConfig),
+    /// A reranking model behind the common `/rerank` protocol (Cohere's shape, also served by
+    /// text-embeddings-inference, vLLM, llama.cpp's server, Jina and Voyage), which
+    /// `rerankingConfiguration` and the Rerank operation name in their `modelArn`.
+    RerankApi {
+        /// The server, up to where `/rerank` is appended (e.g. `http://127.0.0.1:8080` or
+        /// `https://api.cohere.com/v2`).
+        base_url: String,
+        model: String,
+        #[serde(default)]
+        api_key_env: Option<String>,
+        #[serde(default = "default_rerank_timeout_secs")]
+        timeout_secs: u64,
+        #[serde(default = "default_generation_retries")]
+        max_retries: u32,
+    },
+}
+
+fn default_rerank_timeout_secs() -> u64 {
+    30
 }
 
 impl ModelConfig {
@@ -600,7 +619,9 @@ impl Config {
                 },
                 ModelConfig::GgufLlama { path } if path.is_relative() => *path = base.join(&*path),
                 ModelConfig::GgufLlama { .. } => {}
-                ModelConfig::Openai { base_url, .. } => check_url(name, base_url)?,
+                ModelConfig::Openai { base_url, .. } | ModelConfig::RerankApi { base_url, .. } => {
+                    check_url(name, base_url)?
+                }
                 ModelConfig::OpenaiEmbeddings(remote) | ModelConfig::Tei(remote) => {
                     let bad = |field: &str, message: String| ConfigError {
                         span: None,

@@ -7,6 +7,7 @@ mod generator;
 pub mod gguf_llama;
 mod openai;
 mod prompt;
+mod rerank;
 mod sessions;
 mod stop;
 
@@ -20,6 +21,7 @@ pub use prompt::{
     DEFAULT_TEMPLATE, OUTPUT_FORMAT_INSTRUCTIONS, Prompt, PromptPassage, build_prompt,
     check_template,
 };
+pub use rerank::{Ranked, RerankApi, RerankApiConfig, RerankError, Reranker};
 pub use sessions::{
     MAX_TURNS, SessionError, SessionStore, Sessions, Turn, suite as session_suite, valid_session_id,
 };

@@ -89,6 +89,7 @@ pub fn run(config_path: &Path, args: AskArgs) -> anyhow::Result<ExitCode> {
             temperature: args.temperature,
             ..Inference::default()
         },
+        reranking: None,
         cancel: Default::default(),
     };
     let vector = kb

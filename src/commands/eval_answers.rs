@@ -170,6 +170,7 @@ pub fn run(config_path: &Path, args: EvalAnswersArgs) -> anyhow::Result<ExitCode
                 max_tokens: args.max_tokens,
                 ..Inference::default()
             },
+            reranking: None,
             cancel: Default::default(),
         };
         let started = Instant::now();

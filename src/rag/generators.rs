@@ -32,7 +32,8 @@ impl Generators {
             let generator: Arc<dyn Generator> = match model {
                 ModelConfig::Bert { .. }
                 | ModelConfig::OpenaiEmbeddings(_)
-                | ModelConfig::Tei(_) => continue,
+                | ModelConfig::Tei(_)
+                | ModelConfig::RerankApi { .. } => continue,
                 ModelConfig::GgufLlama { path } => Arc::new(GgufLlama::new(path.clone())),
                 ModelConfig::Openai {
                     base_url,

@@ -6,6 +6,7 @@
 //! [`prepare`] (search and prompt) and [`generate`] (the model, streaming its text).
 
 mod generators;
+pub mod rerankers;
 mod wire;
 
 use std::ops::ControlFlow;
@@ -19,6 +20,7 @@ use quarry_retrieve::{Indexes, SearchType};
 use serde_json::Value;
 
 pub use self::generators::{Generators, model_name};
+pub use self::rerankers::{MetadataSelection, Rerankers, Reranking};
 
 /// `textInferenceConfig`.
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct Question {
     pub search_type: SearchType,
     pub template: Option<String>,
     pub inference: Inference,
+    /// Candidates reranked by a model before the prompt takes the best.
+    pub reranking: Option<Reranking>,
     /// When to stop generating (the caller left, a deadline, shutdown).
     pub cancel: quarry_generate::Cancel,
 }
@@ -113,6 +117,10 @@ pub fn prepare(
         question.search_type,
     )
     .map_err(|e| RagError::Internal(e.to_string()))?;
+    let hits = match &question.reranking {
+        Some(r) => rerankers::rerank_hits(&question.text, hits, r).map_err(RagError::Dependency)?,
+        None => hits,
+    };
     let passages: Vec<PromptPassage> = hits
         .iter()
         .map(|h| PromptPassage {

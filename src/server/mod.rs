@@ -93,6 +93,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     );
     let generators = crate::rag::Generators::from_config(&config)?;
     generators.warm_up_in_background();
+    let rerankers = crate::rag::Rerankers::from_config(&config)?;
     let idle = std::time::Duration::from_secs(config.server.session_idle_minutes * 60);
     let sessions: Arc<dyn quarry_generate::Sessions> = match &cluster {
         Some(c) => Arc::new(crate::cluster::sessions::PgSessions::new(
@@ -128,6 +129,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         grants,
         metrics,
         generators,
+        rerankers,
         sessions,
         shutting_down: Default::default(),
         address: local.to_string(),

@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// RetrieveAndGenerate's backends, by model name.
     pub generators: Generators,
+    /// Reranking models, by name.
+    pub rerankers: crate::rag::Rerankers,
     pub sessions: Arc<dyn Sessions>,
     /// Set when the server is stopping, for threads that poll (and generations, which stop).
     pub shutting_down: Arc<AtomicBool>,

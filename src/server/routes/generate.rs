@@ -252,6 +252,7 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
     let search = SearchSettings::from_request(
         kb_config.retrieval_configuration,
         &format!("{AT}.retrievalConfiguration"),
+        &state.rerankers,
     )?;
     let generation = kb_config.generation_configuration;
     if generation
@@ -323,6 +324,7 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
             search_type: search.search_type,
             template,
             inference,
+            reranking: search.reranking,
             cancel,
         },
         session_id,

@@ -8,6 +8,7 @@ mod events;
 mod generate;
 mod ingestion_jobs;
 mod knowledge_bases;
+mod rerank;
 mod retrieve;
 mod search_config;
 mod shapes;
@@ -24,6 +25,7 @@ pub fn api() -> Router<Arc<AppState>> {
     Router::new()
         .route("/knowledgebases/{kb}/retrieve", post(retrieve::retrieve))
         .route("/events", post(events::receive))
+        .route("/rerank", post(rerank::rerank))
         .route("/v1/embeddings", post(embeddings::create))
         .route(
             "/retrieveAndGenerate",
@@ -84,6 +86,7 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
     match (method, matched) {
         ("POST", "/knowledgebases/{kb}/retrieve") => "Retrieve",
         ("POST", "/retrieveAndGenerate") => "RetrieveAndGenerate",
+        ("POST", "/rerank") => "Rerank",
         ("POST", "/retrieveAndGenerateStream") => "RetrieveAndGenerateStream",
         ("PUT", "/knowledgebases/") => "CreateKnowledgeBase",
         ("POST", "/knowledgebases/") => "ListKnowledgeBases",

@@ -64,7 +64,12 @@ pub async fn retrieve(
         k,
         filter,
         search_type,
-    } = SearchSettings::from_request(req.retrieval_configuration, "retrievalConfiguration")?;
+        reranking,
+    } = SearchSettings::from_request(
+        req.retrieval_configuration,
+        "retrievalConfiguration",
+        &state.rerankers,
+    )?;
     let offset = match req.next_token.as_deref() {
         None => 0,
         Some(t) => quarry_protocol::page_token::parse_offset_token(t, MAX_RESULTS - 1).ok_or_else(
@@ -75,7 +80,7 @@ pub async fn retrieve(
     let vector = entry.encoder.embed(text.clone()).await?;
     let kb = entry.kb.clone();
     let hits = tokio::task::spawn_blocking(move || {
-        quarry_retrieve::search(
+        let hits = quarry_retrieve::search(
             kb.indexes(),
             &text,
             &vector,
@@ -83,10 +88,16 @@ pub async fn retrieve(
             filter.as_ref(),
             search_type,
         )
+        .map_err(ApiError::internal)?;
+        // The candidates in the reranking model's order, with its scores.
+        match &reranking {
+            Some(r) => crate::rag::rerankers::rerank_hits(&text, hits, r)
+                .map_err(ApiError::DependencyFailed),
+            None => Ok(hits),
+        }
     })
     .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::internal)??;
     let full_page = hits.len() == wanted;
     let retrieval_results: Vec<RetrievalResult> = hits
         .into_iter()

@@ -5,6 +5,7 @@ use quarry_retrieve::{MAX_RESULTS, SearchType};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::rag::{MetadataSelection, Rerankers, Reranking};
 use crate::server::error::ApiError;
 
 #[derive(Deserialize)]
@@ -23,9 +24,151 @@ pub struct VectorSearchConfiguration {
     #[serde(default)]
     filter: Option<Value>,
     #[serde(default)]
-    reranking_configuration: Option<Value>,
+    reranking_configuration: Option<RerankingConfiguration>,
     #[serde(default)]
     implicit_filter_configuration: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RerankingConfiguration {
+    #[serde(rename = "type")]
+    kind: String,
+    bedrock_reranking_configuration: Option<BedrockReranking>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BedrockReranking {
+    model_configuration: RerankingModel,
+    #[serde(default)]
+    number_of_reranked_results: Option<i64>,
+    #[serde(default)]
+    metadata_configuration: Option<MetadataConfiguration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RerankingModel {
+    pub model_arn: String,
+    #[serde(default)]
+    pub additional_model_request_fields: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MetadataConfiguration {
+    selection_mode: String,
+    #[serde(default)]
+    selective_mode_configuration: Option<SelectiveMode>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SelectiveMode {
+    #[serde(default)]
+    fields_to_include: Option<Vec<Field>>,
+    #[serde(default)]
+    fields_to_exclude: Option<Vec<Field>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Field {
+    field_name: String,
+}
+
+/// The reranking model a request names, checked: known, and asked nothing Quarry cannot do.
+pub fn reranking_model(
+    model: &RerankingModel,
+    rerankers: &Rerankers,
+    at: &str,
+) -> Result<std::sync::Arc<dyn quarry_generate::Reranker>, ApiError> {
+    if model
+        .additional_model_request_fields
+        .as_ref()
+        .is_some_and(|f| !f.is_empty())
+    {
+        return Err(ApiError::Validation(format!(
+            "{at}.additionalModelRequestFields: Quarry does not support additional request fields for reranking models"
+        )));
+    }
+    rerankers
+        .get(&model.model_arn)
+        .map_err(|m| ApiError::Validation(format!("{at}.{m}")))
+}
+
+impl RerankingConfiguration {
+    fn checked(self, rerankers: &Rerankers, at: &str) -> Result<Reranking, ApiError> {
+        if self.kind != "BEDROCK_RERANKING_MODEL" {
+            return Err(ApiError::Validation(format!(
+                "{at}.type must be BEDROCK_RERANKING_MODEL, got {:?}",
+                self.kind
+            )));
+        }
+        let at = format!("{at}.bedrockRerankingConfiguration");
+        let c = self
+            .bedrock_reranking_configuration
+            .ok_or_else(|| ApiError::Validation(format!("{at} is required")))?;
+        let reranker = reranking_model(
+            &c.model_configuration,
+            rerankers,
+            &format!("{at}.modelConfiguration"),
+        )?;
+        let keep = match c.number_of_reranked_results {
+            None => None,
+            Some(n) if (1..=100).contains(&n) => Some(n as usize),
+            Some(n) => {
+                return Err(ApiError::Validation(format!(
+                    "{at}.numberOfRerankedResults must be between 1 and 100, got {n}"
+                )));
+            }
+        };
+        let metadata = match c.metadata_configuration {
+            None => MetadataSelection::None,
+            Some(m) => {
+                let at = format!("{at}.metadataConfiguration");
+                let names = |fields: Vec<Field>| fields.into_iter().map(|f| f.field_name).collect();
+                match (m.selection_mode.as_str(), m.selective_mode_configuration) {
+                    ("ALL", None) => MetadataSelection::All,
+                    ("ALL", Some(_)) => {
+                        return Err(ApiError::Validation(format!(
+                            "{at}.selectiveModeConfiguration is only for selectionMode SELECTIVE"
+                        )));
+                    }
+                    (
+                        "SELECTIVE",
+                        Some(SelectiveMode {
+                            fields_to_include: Some(f),
+                            fields_to_exclude: None,
+                        }),
+                    ) => MetadataSelection::Include(names(f)),
+                    (
+                        "SELECTIVE",
+                        Some(SelectiveMode {
+                            fields_to_include: None,
+                            fields_to_exclude: Some(f),
+                        }),
+                    ) => MetadataSelection::Exclude(names(f)),
+                    ("SELECTIVE", _) => {
+                        return Err(ApiError::Validation(format!(
+                            "{at}.selectiveModeConfiguration needs exactly one of fieldsToInclude and fieldsToExclude"
+                        )));
+                    }
+                    (other, _) => {
+                        return Err(ApiError::Validation(format!(
+                            "{at}.selectionMode must be ALL or SELECTIVE, got {other:?}"
+                        )));
+                    }
+                }
+            }
+        };
+        Ok(Reranking {
+            reranker,
+            keep,
+            metadata,
+        })
+    }
 }
 
 /// A search's settings, checked: how many results, which filter, which retriever.
@@ -33,6 +176,7 @@ pub struct SearchSettings {
     pub k: usize,
     pub filter: Option<Filter>,
     pub search_type: SearchType,
+    pub reranking: Option<Reranking>,
 }
 
 impl SearchSettings {
@@ -40,11 +184,13 @@ impl SearchSettings {
     pub fn from_request(
         config: Option<RetrievalConfiguration>,
         at: &str,
+        rerankers: &Rerankers,
     ) -> Result<Self, ApiError> {
         let mut settings = Self {
             k: quarry_retrieve::DEFAULT_RESULTS,
             filter: None,
             search_type: SearchType::default(),
+            reranking: None,
         };
         let Some(c) = config.map(|c| c.vector_search_configuration) else {
             return Ok(settings);
@@ -65,10 +211,14 @@ impl SearchSettings {
                 ))
             })?;
         }
-        if c.reranking_configuration.is_some() || c.implicit_filter_configuration.is_some() {
+        if c.implicit_filter_configuration.is_some() {
             return Err(ApiError::Validation(format!(
-                "{at}: rerankingConfiguration and implicitFilterConfiguration are not supported"
+                "{at}.implicitFilterConfiguration: Quarry does not support implicit filters"
             )));
+        }
+        if let Some(r) = c.reranking_configuration {
+            settings.reranking =
+                Some(r.checked(rerankers, &format!("{at}.rerankingConfiguration"))?);
         }
         if let Some(f) = c.filter {
             settings.filter =

@@ -1,0 +1,129 @@
+//! The reranking models of `[models]`, by name, and reranking a search's hits with one: what
+//! `rerankingConfiguration` in Retrieve and RetrieveAndGenerate asks for.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use quarry_core::SearchHit;
+use quarry_core::config::{Config, ModelConfig};
+use quarry_generate::{RerankApi, RerankApiConfig, Reranker};
+
+pub struct Rerankers {
+    models: BTreeMap<String, Arc<dyn Reranker>>,
+}
+
+impl Rerankers {
+    /// Every reranking model in the configuration (an API key's variable must be set now).
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let mut models: BTreeMap<String, Arc<dyn Reranker>> = BTreeMap::new();
+        for (name, model) in &config.models {
+            let ModelConfig::RerankApi {
+                base_url,
+                model,
+                api_key_env,
+                timeout_secs,
+                max_retries,
+            } = model
+            else {
+                continue;
+            };
+            let api_key = api_key_env
+                .as_deref()
+                .map(|var| {
+                    std::env::var(var)
+                        .with_context(|| format!("models.{name}.api_key_env: {var} is not set"))
+                })
+                .transpose()?;
+            models.insert(
+                name.clone(),
+                Arc::new(RerankApi::new(RerankApiConfig {
+                    base_url: base_url.clone(),
+                    model: model.clone(),
+                    api_key,
+                    timeout: Duration::from_secs(*timeout_secs),
+                    max_retries: *max_retries,
+                })),
+            );
+        }
+        Ok(Self { models })
+    }
+
+    /// The model a `modelArn` names, or a message saying which there are.
+    pub fn get(&self, arn: &str) -> Result<Arc<dyn Reranker>, String> {
+        let name = super::model_name(arn);
+        self.models.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            format!(
+                "modelArn {arn}: no reranking model {name:?} is configured in [models] (known: {known:?})"
+            )
+        })
+    }
+}
+
+/// Which metadata the reranker sees with each passage's text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum MetadataSelection {
+    /// The text alone.
+    #[default]
+    None,
+    All,
+    Include(Vec<String>),
+    Exclude(Vec<String>),
+}
+
+/// A search's reranking: the model, how many results to keep, what it sees.
+#[derive(Clone)]
+pub struct Reranking {
+    pub reranker: Arc<dyn Reranker>,
+    /// Results kept after reranking (all candidates when `None`).
+    pub keep: Option<usize>,
+    pub metadata: MetadataSelection,
+}
+
+/// What the reranker is given for one hit: its text, then the selected metadata as
+/// `key: value` lines.
+pub fn reranker_document(hit: &SearchHit, selection: &MetadataSelection) -> String {
+    let mut doc = hit.chunk.text.clone();
+    let chosen = |key: &str| match selection {
+        MetadataSelection::None => false,
+        MetadataSelection::All => true,
+        MetadataSelection::Include(keys) => keys.iter().any(|k| k == key),
+        MetadataSelection::Exclude(keys) => !keys.iter().any(|k| k == key),
+    };
+    for (key, value) in hit.chunk.metadata.iter().filter(|(k, _)| chosen(k)) {
+        doc.push_str(&format!("\n{key}: {}", value.as_text()));
+    }
+    doc
+}
+
+/// The hits in the reranker's order, with its scores, the best `keep`.
+pub fn rerank_hits(
+    query: &str,
+    hits: Vec<SearchHit>,
+    reranking: &Reranking,
+) -> Result<Vec<SearchHit>, String> {
+    let documents: Vec<String> = hits
+        .iter()
+        .map(|h| reranker_document(h, &reranking.metadata))
+        .collect();
+    let keep = reranking.keep.unwrap_or(hits.len());
+    let ranked = reranking
+        .reranker
+        .rerank(query, &documents, keep)
+        .map_err(|e| e.to_string())?;
+    let mut slots: Vec<Option<SearchHit>> = hits.into_iter().map(Some).collect();
+    Ok(ranked
+        .into_iter()
+        .filter_map(|r| {
+            slots
+                .get_mut(r.index)
+                .and_then(Option::take)
+                .map(|mut hit| {
+                    hit.score = r.score;
+                    hit
+                })
+        })
+        .collect())
+}
