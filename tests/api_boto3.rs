@@ -98,3 +98,13 @@ fn cluster_of_three_replicas_over_postgres() {
 fn reranking_through_boto3() {
     run_module("test_rerank");
 }
+
+#[test]
+fn langchain_retriever_unchanged_but_for_the_endpoint() {
+    run_module("test_langchain");
+}
+
+#[test]
+fn llamaindex_retriever_unchanged_but_for_the_endpoint() {
+    run_module("test_llamaindex");
+}
