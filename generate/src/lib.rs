@@ -5,6 +5,7 @@
 mod citations;
 mod generator;
 pub mod gguf_llama;
+mod http;
 mod openai;
 mod prompt;
 mod rerank;

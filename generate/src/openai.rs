@@ -32,12 +32,7 @@ pub struct OpenAiGenerator {
 
 impl OpenAiGenerator {
     pub fn new(config: OpenAiConfig) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(config.timeout))
-            .build()
-            .into();
+        let agent = crate::http::agent(config.timeout);
         Self { config, agent }
     }
 
@@ -112,8 +107,7 @@ impl Generator for OpenAiGenerator {
                     tracing::warn!(url = %self.url(), attempt, %reason, "generation backend failed; retrying");
                     last = reason;
                     if attempt < self.config.max_retries {
-                        let backoff = Duration::from_millis(250 << attempt.min(5));
-                        std::thread::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(10)));
+                        crate::http::pause(attempt, wait);
                     }
                 }
             }
@@ -144,12 +138,7 @@ impl OpenAiGenerator {
         };
         let status = response.status().as_u16();
         if status != 200 {
-            let wait = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let wait = crate::http::retry_after(&response);
             let text = response.into_body().read_to_string().unwrap_or_default();
             let reason = format!("HTTP {status}: {}", error_message(&text));
             return if status == 429 || (500..600).contains(&status) {

@@ -60,12 +60,7 @@ struct AnswerItem {
 
 impl RerankApi {
     pub fn new(config: RerankApiConfig) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(config.timeout))
-            .build()
-            .into();
+        let agent = crate::http::agent(config.timeout);
         Self { config, agent }
     }
 
@@ -86,12 +81,7 @@ impl RerankApi {
             .send_json(body)
             .map_err(|e| (e.to_string(), true, None))?;
         let status = response.status().as_u16();
-        let wait = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let wait = crate::http::retry_after(&response);
         let text = response
             .into_body()
             .read_to_string()
@@ -135,8 +125,7 @@ impl Reranker for RerankApi {
                     tracing::warn!(url = %self.url(), attempt, %reason, "reranking backend failed; retrying");
                     last = reason;
                     if attempt < self.config.max_retries {
-                        let backoff = Duration::from_millis(250 << attempt.min(5));
-                        std::thread::sleep(wait.unwrap_or(backoff).min(Duration::from_secs(10)));
+                        crate::http::pause(attempt, wait);
                     }
                 }
             }

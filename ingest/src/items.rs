@@ -1,6 +1,6 @@
 //! A job shared by several workers (cluster mode): its documents are items that workers
 //! claim in batches. [`list_items`] turns a full sync into items: every document listed and
-//! every document the ledger has that is gone. [`process_items`] does a batch of them, each
+//! every document the ledger has that is gone. [`prepare_items`] and [`write_items`] do a batch of them, each
 //! looked up in the source as it is now (so an item done twice, or late, does no harm):
 //! fetched, parsed and chunked, embedded together with the rest of the batch, written, or
 //! removed when the source no longer has it. What came of each is returned, for the job's
@@ -92,16 +92,6 @@ enum PreparedItem {
     Gone(String),
 }
 
-impl PreparedItems {
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-}
-
 /// Reads what a batch of document keys needs, as the source has them now.
 pub fn prepare_items(target: &SyncTarget<'_>, keys: &[String]) -> Result<PreparedItems, SyncError> {
     let mut items = Vec::with_capacity(keys.len());
@@ -191,15 +181,6 @@ pub fn write_items(
         });
     }
     Ok(reports)
-}
-
-/// [`prepare_items`] and [`write_items`] in one step.
-pub fn process_items(
-    target: &SyncTarget<'_>,
-    keys: &[String],
-) -> Result<Vec<ItemReport>, SyncError> {
-    let batch = prepare_items(target, keys)?;
-    write_items(target, batch)
 }
 
 /// A job record that only counts what one document came to.

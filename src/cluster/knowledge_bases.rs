@@ -61,34 +61,12 @@ pub fn insert(
     db: &PgConnection,
     config: &KnowledgeBaseConfig,
 ) -> Result<DateTime<Utc>, WriteError> {
-    let (id, name, body) = (
-        config.id.get_ref().to_string(),
-        config.name.get_ref().clone(),
-        toml_of(config)?,
-    );
-    let taken_name = name.clone();
-    let outcome: Result<DateTime<Utc>, bool> = db.run(move |c| {
-        // A name may not be another's id either (ids and names both find a knowledge base).
-        let clash: i64 = c
-            .query_one(
-                "SELECT count(*) FROM quarry_knowledge_bases WHERE id = $1 OR name = $1",
-                &[&name],
-            )?
-            .get(0);
-        if clash > 0 {
-            return Ok(Err(true));
-        }
-        match c.query_one(
-            "INSERT INTO quarry_knowledge_bases (id, name, config) VALUES ($1, $2, $3)
-             RETURNING created_at",
-            &[&id, &name, &body],
-        ) {
-            Ok(r) => Ok(Ok(r.get(0))),
-            Err(e) if name_taken(&e) => Ok(Err(true)),
-            Err(e) => Err(e.into()),
-        }
-    })?;
-    outcome.map_err(|_| WriteError::NameTaken(taken_name))
+    write(
+        db,
+        config,
+        "INSERT INTO quarry_knowledge_bases (id, name, config) VALUES ($1, $2, $3)
+         RETURNING created_at",
+    )
 }
 
 /// Replaces a knowledge base's configuration.
@@ -96,13 +74,28 @@ pub fn update(
     db: &PgConnection,
     config: &KnowledgeBaseConfig,
 ) -> Result<DateTime<Utc>, WriteError> {
+    write(
+        db,
+        config,
+        "UPDATE quarry_knowledge_bases SET name = $2, config = $3, updated_at = now()
+         WHERE id = $1 RETURNING updated_at",
+    )
+}
+
+/// Runs `statement` (`$1` id, `$2` name, `$3` configuration; returning a time) unless the
+/// name is another knowledge base's name or id (ids and names both find a knowledge base).
+fn write(
+    db: &PgConnection,
+    config: &KnowledgeBaseConfig,
+    statement: &'static str,
+) -> Result<DateTime<Utc>, WriteError> {
     let (id, name, body) = (
         config.id.get_ref().to_string(),
         config.name.get_ref().clone(),
         toml_of(config)?,
     );
     let taken_name = name.clone();
-    let outcome: Result<DateTime<Utc>, bool> = db.run(move |c| {
+    let outcome: Result<DateTime<Utc>, ()> = db.run(move |c| {
         let clash: i64 = c
             .query_one(
                 "SELECT count(*) FROM quarry_knowledge_bases
@@ -111,19 +104,15 @@ pub fn update(
             )?
             .get(0);
         if clash > 0 {
-            return Ok(Err(true));
+            return Ok(Err(()));
         }
-        match c.query_one(
-            "UPDATE quarry_knowledge_bases SET name = $2, config = $3, updated_at = now()
-             WHERE id = $1 RETURNING updated_at",
-            &[&id, &name, &body],
-        ) {
+        match c.query_one(statement, &[&id, &name, &body]) {
             Ok(r) => Ok(Ok(r.get(0))),
-            Err(e) if name_taken(&e) => Ok(Err(true)),
+            Err(e) if name_taken(&e) => Ok(Err(())),
             Err(e) => Err(e.into()),
         }
     })?;
-    outcome.map_err(|_| WriteError::NameTaken(taken_name))
+    outcome.map_err(|()| WriteError::NameTaken(taken_name))
 }
 
 /// Removes a knowledge base and what the cluster kept for it: its ledger, jobs, change log

@@ -30,26 +30,27 @@ pub fn start(state: &Arc<AppState>, cluster: &Arc<Cluster>) -> anyhow::Result<()
     std::thread::Builder::new()
         .name("cluster-janitor".into())
         .spawn(move || {
+            let mut last_beat: Option<Instant> = None;
             while !s.shutting_down.load(Ordering::Relaxed) {
                 if let Some(jobs) = s.jobs.cluster()
                     && let Err(e) = jobs.tidy()
                 {
                     tracing::warn!(error = %e, "the cluster's job janitor failed; trying again");
                 }
-                heartbeat_if_due(&s, &c);
+                if last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+                    last_beat = Some(Instant::now());
+                    heartbeat(&s, &c);
+                }
                 std::thread::sleep(Duration::from_secs(1));
             }
         })?;
     Ok(())
 }
 
-fn heartbeat_if_due(state: &AppState, cluster: &Cluster) {
-    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
-        return;
-    }
-    *last = Some(Instant::now());
+/// How often a replica records itself and picks up other replicas' knowledge bases.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+fn heartbeat(state: &AppState, cluster: &Cluster) {
     state.refresh_cluster();
     let lag = state.registry.lexical_lag();
     let ready = state.is_ready();

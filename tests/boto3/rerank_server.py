@@ -60,3 +60,19 @@ class RerankServer:
 
     def close(self):
         self.httpd.shutdown()
+
+
+def server_with_reranker():
+    """A real `quarry serve` over the fixtures, synced, with the "overlap" model of a new
+    RerankServer as `[models.overlap]`; returns (server, reranker)."""
+    from harness import Server
+    reranker = RerankServer()
+    server = Server(extra_toml=f'''
+[models.overlap]
+kind = "rerank-api"
+base_url = "{reranker.url}"
+model = "overlap"
+''')
+    job = server.sync("DEMOKB0001", "DEMODS0001")
+    assert job["status"] == "COMPLETE", job
+    return server, reranker

@@ -10,8 +10,8 @@ import unittest  # noqa: E402
 from langchain_aws import AmazonKnowledgeBasesRetriever  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from harness import KEY_ID, SECRET, Server  # noqa: E402
-from rerank_server import RerankServer  # noqa: E402
+from harness import KEY_ID, SECRET  # noqa: E402
+from rerank_server import server_with_reranker  # noqa: E402
 
 QUERY = "How many vacation days do new employees get?"
 
@@ -19,15 +19,7 @@ QUERY = "How many vacation days do new employees get?"
 class LangChain(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.reranker = RerankServer()
-        cls.server = Server(extra_toml=f'''
-[models.overlap]
-kind = "rerank-api"
-base_url = "{cls.reranker.url}"
-model = "overlap"
-''')
-        job = cls.server.sync("DEMOKB0001", "DEMODS0001")
-        assert job["status"] == "COMPLETE", job
+        cls.server, cls.reranker = server_with_reranker()
 
     @classmethod
     def tearDownClass(cls):

@@ -11,8 +11,8 @@ import unittest  # noqa: E402
 
 from llama_index.retrievers.bedrock import AmazonKnowledgeBasesRetriever  # noqa: E402
 
-from harness import KEY_ID, SECRET, Server  # noqa: E402
-from rerank_server import RerankServer  # noqa: E402
+from harness import KEY_ID, SECRET  # noqa: E402
+from rerank_server import server_with_reranker  # noqa: E402
 
 QUERY = "How many vacation days do new employees get?"
 
@@ -20,15 +20,7 @@ QUERY = "How many vacation days do new employees get?"
 class LlamaIndex(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.reranker = RerankServer()
-        cls.server = Server(extra_toml=f'''
-[models.overlap]
-kind = "rerank-api"
-base_url = "{cls.reranker.url}"
-model = "overlap"
-''')
-        job = cls.server.sync("DEMOKB0001", "DEMODS0001")
-        assert job["status"] == "COMPLETE", job
+        cls.server, cls.reranker = server_with_reranker()
         os.environ["AWS_ENDPOINT_URL_BEDROCK_AGENT_RUNTIME"] = cls.server.url
 
     @classmethod

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use quarry_state::{PgConnection, StateError};
+use quarry_state::PgConnection;
 
 use super::{Ledger, LedgerEntry, LedgerError};
 use crate::job::IngestionJob;
@@ -19,10 +19,6 @@ fn failed(e: impl std::fmt::Display) -> LedgerError {
         path: "in the cluster's database".into(),
         message: e.to_string(),
     }
-}
-
-fn state(e: impl std::fmt::Display) -> StateError {
-    StateError::Database(e.to_string())
 }
 
 impl PgLedger {
@@ -220,7 +216,7 @@ impl Ledger for PgLedger {
             .map_err(failed)?;
         records
             .iter()
-            .map(|r| serde_json::from_str(r).map_err(|e| failed(state(e))))
+            .map(|r| serde_json::from_str(r).map_err(failed))
             .collect()
     }
 }
