@@ -108,3 +108,13 @@ fn langchain_retriever_unchanged_but_for_the_endpoint() {
 fn llamaindex_retriever_unchanged_but_for_the_endpoint() {
     run_module("test_llamaindex");
 }
+
+#[test]
+fn every_request_member_is_honoured_or_refused_by_name() {
+    run_module("test_members");
+}
+
+#[test]
+fn control_plane_parity_tokens_tags_rds_and_deletion_policies() {
+    run_module("test_parity");
+}

@@ -25,6 +25,22 @@ pub struct Config {
     /// Present: this process is one replica of a service whose state is in PostgreSQL.
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
+    /// What Bedrock's `storageConfiguration` of type `RDS` names, made local.
+    #[serde(default)]
+    pub rds: RdsConfig,
+}
+
+/// `[rds]`: how CreateKnowledgeBase's `storageConfiguration.rdsConfiguration` reaches a
+/// PostgreSQL server with pgvector. `clusters` maps a `resourceArn` to a server
+/// (`postgres://user@host:port`; the request's `databaseName` is appended) and `secrets`
+/// maps a `credentialsSecretArn` to the environment variable holding the password.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdsConfig {
+    #[serde(default)]
+    pub clusters: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// `[cluster]`: every replica given the same database is the same service.
@@ -119,6 +135,13 @@ pub struct ServerConfig {
     /// server accepts; requests from any other origin are refused.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// The account id in the ARNs of Quarry's resources (`arn:aws:bedrock:REGION:ACCOUNT:…`).
+    #[serde(default = "default_account_id")]
+    pub account_id: String,
+}
+
+fn default_account_id() -> String {
+    "000000000000".into()
 }
 
 fn default_session_idle_minutes() -> u64 {
@@ -204,6 +227,7 @@ impl Default for ServerConfig {
             tls: None,
             metrics_listen: None,
             allowed_origins: Vec::new(),
+            account_id: default_account_id(),
         }
     }
 }
@@ -362,6 +386,12 @@ pub struct KnowledgeBaseConfig {
     pub vector_store: VectorStoreConfig,
     #[serde(default)]
     pub data_sources: Vec<DataSourceConfig>,
+    /// The IAM role a CreateKnowledgeBase named (kept and reported; Quarry has no IAM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// Bedrock's resource tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -449,6 +479,36 @@ pub struct DataSourceConfig {
     /// Sync on a schedule as well, e.g. `"15m"` (`s`, `m`, `h` or `d`); the server runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_interval: Option<String>,
+    /// What deleting the data source does to its chunks: `delete` them (the default) or
+    /// `retain` them in the vector store.
+    #[serde(default, skip_serializing_if = "DataDeletionPolicy::is_default")]
+    pub data_deletion_policy: DataDeletionPolicy,
+    /// Bedrock's resource tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Bedrock's `dataDeletionPolicy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataDeletionPolicy {
+    #[default]
+    Delete,
+    Retain,
+}
+
+impl DataDeletionPolicy {
+    fn is_default(&self) -> bool {
+        *self == Self::Delete
+    }
+
+    /// Bedrock's name: `DELETE` or `RETAIN`.
+    pub fn bedrock_name(self) -> &'static str {
+        match self {
+            Self::Delete => "DELETE",
+            Self::Retain => "RETAIN",
+        }
+    }
 }
 
 /// Parses `"90s"`, `"15m"`, `"2h"`, `"1d"`.

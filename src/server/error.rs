@@ -24,6 +24,9 @@ pub enum ApiError {
     /// The client did not send its request in time.
     #[error("{0}")]
     RequestTimeout(String),
+    /// No operation Quarry serves has this method and path.
+    #[error("{0}")]
+    UnknownOperation(String),
 }
 
 impl ApiError {
@@ -37,6 +40,7 @@ impl ApiError {
             Self::Internal(_) => "InternalServerException",
             Self::DependencyFailed(_) => "DependencyFailedException",
             Self::RequestTimeout(_) => "RequestTimeoutException",
+            Self::UnknownOperation(_) => "UnknownOperationException",
         }
     }
 
@@ -50,6 +54,7 @@ impl ApiError {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::DependencyFailed(_) => StatusCode::FAILED_DEPENDENCY,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::UnknownOperation(_) => StatusCode::NOT_FOUND,
         }
     }
 

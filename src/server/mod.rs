@@ -5,6 +5,7 @@
 //! their own.
 
 mod auth;
+mod client_tokens;
 mod encoder;
 mod error;
 mod grants;
@@ -31,7 +32,6 @@ use axum::routing::get;
 use quarry_core::config::Config;
 
 use self::auth::{Auth, Principal};
-use self::error::ApiError;
 use self::grants::{GrantStore, Grants};
 use self::jobs::JobManager;
 use self::listener::{Limits, Tls};
@@ -122,8 +122,15 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         let keys = registry.config.server.access_keys.clone();
         tokio::task::spawn_blocking(move || Grants::load(&keys, &known, kept)).await??
     };
+    let client_tokens: Box<dyn client_tokens::ClientTokens> = match &cluster {
+        Some(c) => Box::new(client_tokens::PgTokens(c.db.clone())),
+        None => Box::new(client_tokens::FileTokens::new(
+            registry.config.server.data_dir.join("client-tokens.json"),
+        )),
+    };
     let state = Arc::new(AppState {
         registry,
+        client_tokens,
         jobs,
         auth,
         grants,
@@ -172,7 +179,6 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         app = app.route("/metrics", get(metrics_text));
     }
     let app = app
-        .fallback(|| async { ApiError::NotFound("no such operation".into()) })
         .layer(middleware::from_fn_with_state(
             state.clone(),
             auth::guard_open_mode,

@@ -27,6 +27,8 @@ pub struct AppState {
     /// Reranking models, by name.
     pub rerankers: crate::rag::Rerankers,
     pub sessions: Arc<dyn Sessions>,
+    /// Bedrock's `clientToken`s seen, for idempotent creates.
+    pub client_tokens: Box<dyn super::client_tokens::ClientTokens>,
     /// Set when the server is stopping, for threads that poll (and generations, which stop).
     pub shutting_down: Arc<AtomicBool>,
     /// The address the API listens on (as replicas report it).

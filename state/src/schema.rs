@@ -91,6 +91,15 @@ const MIGRATIONS: &[&str] = &[
          name TEXT PRIMARY KEY,
          value TEXT NOT NULL
      );",
+    // 3: Bedrock's clientToken, for idempotent Create* and StartIngestionJob.
+    "CREATE TABLE quarry_client_tokens (
+         scope TEXT NOT NULL,
+         token TEXT NOT NULL,
+         digest TEXT NOT NULL,
+         resource TEXT NOT NULL,
+         created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+         PRIMARY KEY (scope, token)
+     );",
 ];
 
 /// The version this build brings a database to.

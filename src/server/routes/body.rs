@@ -7,18 +7,42 @@ use serde::de::DeserializeOwned;
 
 use crate::server::error::{ApiError, ApiResult};
 
+///
+/// Every request struct denies unknown fields, so a member Quarry does not honour (whether
+/// Bedrock has it or not) is refused by name rather than ignored.
 pub fn json<T: DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
     let text: &[u8] = if bytes.is_empty() { b"{}" } else { bytes };
     let de = &mut serde_json::Deserializer::from_slice(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
-            ApiError::Validation(format!("request body: {inner}"))
-        } else {
-            ApiError::Validation(format!("{path}: {inner}"))
+        let path = (path != "." && !path.is_empty()).then_some(path);
+        match unknown_member(&inner.to_string()) {
+            Some(member) => ApiError::Validation(format!(
+                "{}: Quarry does not support this member",
+                member_path(path.as_deref(), member)
+            )),
+            None => match path {
+                None => ApiError::Validation(format!("request body: {inner}")),
+                Some(path) => ApiError::Validation(format!("{path}: {inner}")),
+            },
         }
     })
+}
+
+/// The field serde's "unknown field `x`, expected ..." names.
+fn unknown_member(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// `parent.member`, whether or not serde's path already ends with the member.
+fn member_path(path: Option<&str>, member: &str) -> String {
+    match path {
+        None => member.to_owned(),
+        Some(p) if p == member || p.ends_with(&format!(".{member}")) => p.to_owned(),
+        Some(p) => format!("{p}.{member}"),
+    }
 }
 
 /// A page of `items` after `next_token`, and the token of the next page.
@@ -66,6 +90,41 @@ pub fn paged(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Outer {
+        #[allow(dead_code)]
+        inner: Vec<Inner>,
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Inner {
+        #[allow(dead_code)]
+        #[serde(default)]
+        known: Option<u32>,
+    }
+
+    /// A member nobody honours is refused with its whole path, at any depth.
+    #[test]
+    fn unknown_members_are_named_with_their_path() {
+        let message = |body: &str| match json::<Outer>(&Bytes::from(body.to_owned())) {
+            Err(ApiError::Validation(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            message(r#"{"inner": [], "clientToken": "x"}"#),
+            "clientToken: Quarry does not support this member"
+        );
+        assert_eq!(
+            message(r#"{"inner": [{"known": 1}, {"other": 2}]}"#),
+            "inner[1].other: Quarry does not support this member"
+        );
+        assert!(
+            message(r#"{"inner": [{"known": "x"}]}"#).starts_with("inner[0].known: invalid type")
+        );
+    }
 
     /// `offset-18446744073709551615` wrapped `start + size` (and panicked in debug builds).
     #[test]

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use quarry_core::config::{ChunkingConfig, DataSourceConfig, DataSourceKind};
+use quarry_core::config::{ChunkingConfig, DataDeletionPolicy, DataSourceConfig, DataSourceKind};
 use quarry_core::ids::ResourceId;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,12 +15,13 @@ use serde_spanned::Spanned;
 use super::body::{json, paged};
 use super::shapes;
 use crate::server::auth::Principal;
+use crate::server::client_tokens::Idempotency;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::registry::KbEntry;
 use crate::server::state::AppState;
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListRequest {
     #[serde(default)]
     max_results: Option<usize>,
@@ -72,8 +73,9 @@ pub async fn get(
     ))
 }
 
+/// CreateDataSource's and UpdateDataSource's body (`clientToken` is Create's only).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DataSourceRequest {
     name: String,
     #[serde(default)]
@@ -81,10 +83,14 @@ struct DataSourceRequest {
     data_source_configuration: DataSourceConfiguration,
     #[serde(default)]
     vector_ingestion_configuration: Option<VectorIngestionConfiguration>,
+    #[serde(default)]
+    data_deletion_policy: Option<String>,
+    #[serde(default)]
+    client_token: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DataSourceConfiguration {
     #[serde(rename = "type")]
     kind: String,
@@ -93,7 +99,7 @@ struct DataSourceConfiguration {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct S3Configuration {
     bucket_arn: String,
     #[serde(default)]
@@ -101,14 +107,14 @@ struct S3Configuration {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct VectorIngestionConfiguration {
     #[serde(default)]
     chunking_configuration: Option<ChunkingConfiguration>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ChunkingConfiguration {
     chunking_strategy: String,
     #[serde(default)]
@@ -120,20 +126,20 @@ struct ChunkingConfiguration {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct HierarchicalChunking {
     level_configurations: Vec<Level>,
     overlap_tokens: usize,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Level {
     max_tokens: usize,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SemanticChunking {
     max_tokens: usize,
     buffer_size: usize,
@@ -141,7 +147,7 @@ struct SemanticChunking {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct FixedSize {
     max_tokens: usize,
     overlap_percentage: u8,
@@ -223,16 +229,75 @@ fn data_source_config(
     req: DataSourceRequest,
 ) -> ApiResult<DataSourceConfig> {
     super::knowledge_bases::valid_name(&req.name)?;
+    let data_deletion_policy = match req.data_deletion_policy.as_deref() {
+        None | Some("DELETE") => DataDeletionPolicy::Delete,
+        Some("RETAIN") => DataDeletionPolicy::Retain,
+        Some(other) => {
+            return Err(ApiError::Validation(format!(
+                "dataDeletionPolicy must be DELETE or RETAIN, got {other:?}"
+            )));
+        }
+    };
+    let chunking = match req
+        .vector_ingestion_configuration
+        .and_then(|v| v.chunking_configuration)
+    {
+        None => ChunkingConfig::Default,
+        Some(c) => chunking_config(c)?,
+    };
     let c = req.data_source_configuration;
-    if c.kind != "S3" {
-        return Err(ApiError::Validation(format!(
-            "dataSourceConfiguration.type {} is not supported; use S3",
-            c.kind
-        )));
+    let mut ds = DataSourceConfig {
+        id: Spanned::new(0..0, id),
+        name: req.name,
+        description: req.description,
+        kind: DataSourceKind::Custom,
+        path: None,
+        bucket: None,
+        inclusion_prefixes: Vec::new(),
+        endpoint_url: None,
+        region: None,
+        chunking,
+        sqs_queue_url: None,
+        sync_interval: None,
+        data_deletion_policy,
+        tags: Default::default(),
+    };
+    match (c.kind.as_str(), c.s3_configuration) {
+        ("CUSTOM", None) => {}
+        ("CUSTOM", Some(_)) => {
+            return Err(ApiError::Validation(
+                "dataSourceConfiguration.s3Configuration is only for type S3".into(),
+            ));
+        }
+        ("S3", Some(s3)) => {
+            ds.kind = DataSourceKind::S3;
+            ds.bucket = Some(checked_bucket(state, principal, &s3)?);
+            ds.inclusion_prefixes = s3.inclusion_prefixes;
+        }
+        ("S3", None) => {
+            return Err(ApiError::Validation(
+                "dataSourceConfiguration.s3Configuration is required for type S3".into(),
+            ));
+        }
+        (other, _) => {
+            return Err(ApiError::Validation(format!(
+                "dataSourceConfiguration.type {other} is not supported; use S3 or CUSTOM"
+            )));
+        }
     }
-    let s3 = c.s3_configuration.ok_or_else(|| {
-        ApiError::Validation("dataSourceConfiguration.s3Configuration is required".into())
-    })?;
+    entry
+        .kb
+        .chunker(&ds)
+        .map_err(|e| ApiError::Validation(format!("{e:#}")))?;
+    Ok(ds)
+}
+
+/// The bucket an `s3Configuration` names, if the caller may read it.
+fn checked_bucket(
+    state: &AppState,
+    principal: &Principal,
+    s3: &S3Configuration,
+) -> ApiResult<String> {
     let bucket = s3.bucket_arn.strip_prefix("arn:aws:s3:::").ok_or_else(|| {
         ApiError::Validation(format!(
             "bucketArn {:?} must look like arn:aws:s3:::BUCKET",
@@ -250,32 +315,7 @@ fn data_source_config(
             principal.name()
         )));
     }
-    let chunking = match req
-        .vector_ingestion_configuration
-        .and_then(|v| v.chunking_configuration)
-    {
-        None => ChunkingConfig::Default,
-        Some(c) => chunking_config(c)?,
-    };
-    let ds = DataSourceConfig {
-        id: Spanned::new(0..0, id),
-        name: req.name,
-        description: req.description,
-        kind: DataSourceKind::S3,
-        path: None,
-        bucket: Some(bucket.to_owned()),
-        inclusion_prefixes: s3.inclusion_prefixes,
-        endpoint_url: None,
-        region: None,
-        chunking,
-        sqs_queue_url: None,
-        sync_interval: None,
-    };
-    entry
-        .kb
-        .chunker(&ds)
-        .map_err(|e| ApiError::Validation(format!("{e:#}")))?;
-    Ok(ds)
+    Ok(bucket.to_owned())
 }
 
 fn api_made(entry: &KbEntry) -> ApiResult<()> {
@@ -297,7 +337,19 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     let entry = knowledge_base(&state, &principal, &kb)?;
     api_made(&entry)?;
-    let req: DataSourceRequest = json(&body)?;
+    let mut req: DataSourceRequest = json(&body)?;
+    let idempotency = Idempotency::new(
+        format!("CreateDataSource {}", entry.kb.id()),
+        req.client_token.take(),
+        &body,
+    )?;
+    if let Some(id) = idempotency.earlier(state.client_tokens.as_ref())?
+        && let Ok(ds) = entry.data_source(&id)
+    {
+        return Ok(Json(
+            json!({ "dataSource": shapes::data_source(&entry, ds) }),
+        ));
+    }
     if entry
         .kb
         .config
@@ -314,9 +366,13 @@ pub async fn create(
     let mut config = entry.kb.config.clone();
     config.data_sources.push(ds.clone());
     let id = entry.kb.id().to_owned();
-    let updated = tokio::task::spawn_blocking(move || state.registry.update(&id, config))
-        .await
-        .map_err(ApiError::internal)??;
+    let updated = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.registry.update(&id, config))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    idempotency.made(state.client_tokens.as_ref(), ds.id.get_ref().as_str())?;
     Ok(Json(
         json!({ "dataSource": shapes::data_source(&updated, &ds) }),
     ))
@@ -332,7 +388,35 @@ pub async fn update(
     let old = entry.data_source(&ds_id)?.clone();
     api_made(&entry)?;
     let req: DataSourceRequest = json(&body)?;
-    let ds = data_source_config(&state, &principal, &entry, old.id.get_ref().clone(), req)?;
+    if req.client_token.is_some() {
+        return Err(ApiError::Validation(
+            "clientToken: UpdateDataSource has no such member".into(),
+        ));
+    }
+    let kind = match req.data_source_configuration.kind.as_str() {
+        "S3" => Some(DataSourceKind::S3),
+        "CUSTOM" => Some(DataSourceKind::Custom),
+        _ => None,
+    };
+    if kind.is_some_and(|k| k != old.kind) {
+        return Err(ApiError::Validation(
+            "dataSourceConfiguration.type: the type of a data source cannot be changed".into(),
+        ));
+    }
+    let chunking_given = req
+        .vector_ingestion_configuration
+        .as_ref()
+        .is_some_and(|v| v.chunking_configuration.is_some());
+    let mut ds = data_source_config(&state, &principal, &entry, old.id.get_ref().clone(), req)?;
+    // As Bedrock: the chunking of a data source is fixed when it is made.
+    if !chunking_given {
+        ds.chunking = old.chunking.clone();
+    } else if ds.chunking != old.chunking {
+        return Err(ApiError::Validation(
+            "vectorIngestionConfiguration.chunkingConfiguration: the chunking strategy of a data source cannot be changed after it is created".into(),
+        ));
+    }
+    ds.tags = old.tags.clone();
     let mut config = entry.kb.config.clone();
     for d in &mut config.data_sources {
         if d.id.get_ref() == ds.id.get_ref() {
@@ -369,18 +453,22 @@ pub async fn delete(
     let id = entry.kb.id().to_owned();
     let response = json!({ "knowledgeBaseId": id, "dataSourceId": ds_id, "status": "DELETING" });
     tokio::task::spawn_blocking(move || -> ApiResult<()> {
-        // The data deletion policy is DELETE: the data source's chunks go with it.
+        // DELETE: the data source's chunks go with it; RETAIN: they stay in the store (and
+        // are found by searches) while the ledger forgets them.
         {
+            let retain = ds.data_deletion_policy == DataDeletionPolicy::Retain;
             let ledger = entry.kb.ledger();
             for doc in ledger.entries(&ds_id).map_err(ApiError::internal)? {
-                ledger
-                    .mark_pending(&ds_id, &doc.key)
-                    .map_err(ApiError::internal)?;
-                entry
-                    .kb
-                    .store
-                    .delete_document(&ds_id, &doc.key)
-                    .map_err(ApiError::internal)?;
+                if !retain {
+                    ledger
+                        .mark_pending(&ds_id, &doc.key)
+                        .map_err(ApiError::internal)?;
+                    entry
+                        .kb
+                        .store
+                        .delete_document(&ds_id, &doc.key)
+                        .map_err(ApiError::internal)?;
+                }
                 ledger
                     .remove(&ds_id, &doc.key)
                     .map_err(ApiError::internal)?;

@@ -18,35 +18,126 @@ use serde_json::{Value, json};
 
 use super::body::{json, paged};
 use super::data_sources::knowledge_base;
+use super::members::{self, Members};
 use super::shapes::timestamp;
 use crate::knowledge_base::{KnowledgeBase, source_for};
 use crate::server::auth::Principal;
+use crate::server::client_tokens::Idempotency;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::AppState;
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct IngestRequest {
     documents: Vec<Value>,
+    #[serde(default)]
+    client_token: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct IdentifiersRequest {
     document_identifiers: Vec<Value>,
+    /// DeleteKnowledgeBaseDocuments's only.
+    #[serde(default)]
+    client_token: Option<String>,
 }
+
+const LOCATION: Members = Members::Object(&[("uri", Members::Leaf)]);
+
+/// What a `documentIdentifiers` entry may hold (Bedrock's members, and the nested forms
+/// IngestKnowledgeBaseDocuments uses, which Quarry also takes here).
+const IDENTIFIER: Members = Members::Object(&[
+    ("dataSourceType", Members::Leaf),
+    (
+        "custom",
+        Members::Object(&[
+            ("id", Members::Leaf),
+            (
+                "customDocumentIdentifier",
+                Members::Object(&[("id", Members::Leaf)]),
+            ),
+        ]),
+    ),
+    (
+        "s3",
+        Members::Object(&[("uri", Members::Leaf), ("s3Location", LOCATION)]),
+    ),
+]);
+
+/// What a document of IngestKnowledgeBaseDocuments may hold.
+const DOCUMENT: Members = Members::Object(&[
+    (
+        "content",
+        Members::Object(&[
+            ("dataSourceType", Members::Leaf),
+            (
+                "custom",
+                Members::Object(&[
+                    (
+                        "customDocumentIdentifier",
+                        Members::Object(&[("id", Members::Leaf)]),
+                    ),
+                    ("sourceType", Members::Leaf),
+                    (
+                        "inlineContent",
+                        Members::Object(&[
+                            ("type", Members::Leaf),
+                            ("textContent", Members::Object(&[("data", Members::Leaf)])),
+                            (
+                                "byteContent",
+                                Members::Object(&[
+                                    ("mimeType", Members::Leaf),
+                                    ("data", Members::Leaf),
+                                ]),
+                            ),
+                        ]),
+                    ),
+                ]),
+            ),
+            ("s3", Members::Object(&[("s3Location", LOCATION)])),
+        ]),
+    ),
+    (
+        "metadata",
+        Members::Object(&[
+            ("type", Members::Leaf),
+            (
+                "inlineAttributes",
+                Members::List(&Members::Object(&[
+                    ("key", Members::Leaf),
+                    (
+                        "value",
+                        Members::Object(&[
+                            ("type", Members::Leaf),
+                            ("stringValue", Members::Leaf),
+                            ("numberValue", Members::Leaf),
+                            ("booleanValue", Members::Leaf),
+                            ("stringListValue", Members::Leaf),
+                        ]),
+                    ),
+                ])),
+            ),
+        ]),
+    ),
+]);
 
 impl IdentifiersRequest {
     fn identifiers(&self) -> ApiResult<Vec<DocumentId>> {
         self.document_identifiers
             .iter()
             .enumerate()
-            .map(|(i, v)| identifier(v, &format!("documentIdentifiers[{i}]")))
+            .map(|(i, v)| {
+                let at = format!("documentIdentifiers[{i}]");
+                members::check(v, &IDENTIFIER, &at)?;
+                identifier(v, &at)
+            })
             .collect()
     }
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListRequest {
     #[serde(default)]
     max_results: Option<usize>,
@@ -144,6 +235,7 @@ fn metadata(v: Option<&Value>, path: &str) -> ApiResult<Metadata> {
 
 fn document(v: &Value, i: usize, ds: &DataSourceConfig) -> ApiResult<DirectDocument> {
     let path = format!("documents[{i}]");
+    members::check(v, &DOCUMENT, &path)?;
     let content = v
         .get("content")
         .ok_or_else(|| invalid(format!("{path}.content is required")))?;
@@ -339,10 +431,23 @@ pub async fn ingest(
         .map(|(i, d)| document(d, i, &ds))
         .collect::<ApiResult<Vec<_>>>()?;
     let (kb_id, ds_id) = (kb.id().to_owned(), ds.id.get_ref().to_string());
+    let idempotency = Idempotency::new(
+        format!("IngestKnowledgeBaseDocuments {kb_id} {ds_id}"),
+        req.client_token,
+        &body,
+    )?;
+    let repeated = idempotency.earlier(state.client_tokens.as_ref())?.is_some();
     let details = with_target(&state, kb, ds, move |t, bucket| {
-        direct::ingest(t, bucket, &documents)
+        if repeated {
+            // Sent before with this token: the documents' state now, not a second ingestion.
+            let ids: Vec<DocumentId> = documents.iter().map(|d| d.id.clone()).collect();
+            direct::get(t, bucket, &ids)
+        } else {
+            direct::ingest(t, bucket, &documents)
+        }
     })
     .await?;
+    idempotency.made(state.client_tokens.as_ref(), "")?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "documentDetails": details_json(&kb_id, &ds_id, &details) })),
@@ -359,10 +464,21 @@ pub async fn delete(
     let req: IdentifiersRequest = json(&body)?;
     let ids = req.identifiers()?;
     let (kb_id, ds_id) = (kb.id().to_owned(), ds.id.get_ref().to_string());
+    let idempotency = Idempotency::new(
+        format!("DeleteKnowledgeBaseDocuments {kb_id} {ds_id}"),
+        req.client_token,
+        &body,
+    )?;
+    let repeated = idempotency.earlier(state.client_tokens.as_ref())?.is_some();
     let details = with_target(&state, kb, ds, move |t, bucket| {
-        direct::delete(t, bucket, &ids)
+        if repeated {
+            direct::get(t, bucket, &ids)
+        } else {
+            direct::delete(t, bucket, &ids)
+        }
     })
     .await?;
+    idempotency.made(state.client_tokens.as_ref(), "")?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "documentDetails": details_json(&kb_id, &ds_id, &details) })),
@@ -377,6 +493,11 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let (kb, ds) = data_source(&state, &principal, &kb, &ds)?;
     let req: IdentifiersRequest = json(&body)?;
+    if req.client_token.is_some() {
+        return Err(invalid(
+            "clientToken: GetKnowledgeBaseDocuments has no such member",
+        ));
+    }
     let ids = req.identifiers()?;
     let (kb_id, ds_id) = (kb.id().to_owned(), ds.id.get_ref().to_string());
     let details = with_target(&state, kb, ds, move |t, bucket| {

@@ -34,24 +34,23 @@ const MAX_INPUT_CHARS: usize = 1000;
 const MAX_TEMPLATE_CHARS: usize = 4000;
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RagRequest {
     input: Input,
     #[serde(default)]
     retrieve_and_generate_configuration: Option<RagConfiguration>,
     #[serde(default)]
     session_id: Option<String>,
-    #[serde(default)]
-    session_configuration: Option<Value>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Input {
     text: String,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RagConfiguration {
     #[serde(rename = "type")]
     kind: String,
@@ -60,7 +59,7 @@ struct RagConfiguration {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct KbConfiguration {
     knowledge_base_id: String,
     model_arn: String,
@@ -69,36 +68,48 @@ struct KbConfiguration {
     #[serde(default)]
     generation_configuration: Option<GenerationConfiguration>,
     #[serde(default)]
-    orchestration_configuration: Option<Value>,
+    orchestration_configuration: Option<OrchestrationConfiguration>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct OrchestrationConfiguration {
+    #[serde(default)]
+    query_transformation_configuration: Option<QueryTransformation>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QueryTransformation {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct GenerationConfiguration {
     #[serde(default)]
     prompt_template: Option<PromptTemplate>,
     #[serde(default)]
     inference_config: Option<InferenceConfig>,
-    #[serde(default)]
-    guardrail_configuration: Option<Value>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PromptTemplate {
     #[serde(default)]
     text_prompt_template: Option<String>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct InferenceConfig {
     #[serde(default)]
     text_inference_config: Option<TextInferenceConfig>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TextInferenceConfig {
     #[serde(default)]
     max_tokens: Option<i64>,
@@ -217,11 +228,6 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
             "input.text is longer than {MAX_INPUT_CHARS} characters"
         )));
     }
-    if req.session_configuration.is_some() {
-        return Err(ApiError::Validation(
-            "sessionConfiguration (KMS encryption of sessions) is not supported".into(),
-        ));
-    }
     let config = req.retrieve_and_generate_configuration.ok_or_else(|| {
         ApiError::Validation("retrieveAndGenerateConfiguration is required".into())
     })?;
@@ -234,13 +240,13 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
     let kb_config = config
         .knowledge_base_configuration
         .ok_or_else(|| ApiError::Validation(format!("{AT} is required for type KNOWLEDGE_BASE")))?;
-    if kb_config
+    if let Some(t) = kb_config
         .orchestration_configuration
-        .as_ref()
-        .is_some_and(|o| o.get("queryTransformationConfiguration").is_some())
+        .and_then(|o| o.query_transformation_configuration)
     {
         return Err(ApiError::Validation(format!(
-            "{AT}.orchestrationConfiguration.queryTransformationConfiguration is not supported"
+            "{AT}.orchestrationConfiguration.queryTransformationConfiguration: Quarry does not support query transformation ({})",
+            t.kind
         )));
     }
     let entry = state.knowledge_base(principal, &kb_config.knowledge_base_id)?;
@@ -255,14 +261,6 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
         &state.rerankers,
     )?;
     let generation = kb_config.generation_configuration;
-    if generation
-        .as_ref()
-        .is_some_and(|g| g.guardrail_configuration.is_some())
-    {
-        return Err(ApiError::Validation(format!(
-            "{AT}.generationConfiguration.guardrailConfiguration: guardrails are not supported"
-        )));
-    }
     let (template, text_inference) = match generation {
         Some(g) => (
             g.prompt_template.and_then(|p| p.text_prompt_template),

@@ -13,21 +13,21 @@ use serde_json::{Value, json};
 use super::body::{json, paged};
 use super::data_sources::knowledge_base;
 use crate::server::auth::Principal;
+use crate::server::client_tokens::Idempotency;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::AppState;
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct StartRequest {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     client_token: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListRequest {
     #[serde(default)]
     filters: Option<Vec<JobFilter>>,
@@ -40,6 +40,7 @@ struct ListRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JobFilter {
     attribute: String,
     operator: String,
@@ -47,6 +48,7 @@ struct JobFilter {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SortBy {
     attribute: String,
     order: String,
@@ -68,10 +70,33 @@ pub async fn start(
     let entry = knowledge_base(&state, &principal, &kb)?;
     let req: StartRequest = json(&body)?;
     let source = entry.data_source(&ds)?.clone();
+    let idempotency = Idempotency::new(
+        format!(
+            "StartIngestionJob {} {}",
+            entry.kb.id(),
+            source.id.get_ref()
+        ),
+        req.client_token,
+        &body,
+    )?;
+    if let Some(job_id) = idempotency.earlier(state.client_tokens.as_ref())? {
+        let kb = entry.kb.clone();
+        let earlier = tokio::task::spawn_blocking(move || kb.ledger().job(&job_id))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        if let Some(job) = earlier {
+            return Ok((StatusCode::ACCEPTED, Json(json!({ "ingestionJob": job }))));
+        }
+    }
     let kb = entry.kb.clone();
-    let job = tokio::task::spawn_blocking(move || state.jobs.start(kb, source, req.description))
-        .await
-        .map_err(ApiError::internal)??;
+    let job = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.jobs.start(kb, source, req.description))
+            .await
+            .map_err(ApiError::internal)??
+    };
+    idempotency.made(state.client_tokens.as_ref(), &job.ingestion_job_id)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "ingestionJob": job }))))
 }
 

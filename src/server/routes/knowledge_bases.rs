@@ -1,5 +1,6 @@
 //! Create, get, list, update and delete knowledge bases.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -14,24 +15,33 @@ use serde_spanned::Spanned;
 
 use super::body::{json, paged};
 use super::shapes;
+use super::storage::{self, StorageConfiguration};
 use crate::server::auth::Principal;
+use crate::server::client_tokens::Idempotency;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::AppState;
 
+/// CreateKnowledgeBase's and UpdateKnowledgeBase's body (`clientToken` and `tags` are
+/// Create's only).
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct KnowledgeBaseRequest {
     name: String,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     role_arn: Option<String>,
     knowledge_base_configuration: KnowledgeBaseConfiguration,
+    #[serde(default)]
+    storage_configuration: Option<StorageConfiguration>,
+    #[serde(default)]
+    client_token: Option<String>,
+    #[serde(default)]
+    tags: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct KnowledgeBaseConfiguration {
     #[serde(rename = "type")]
     kind: String,
@@ -40,13 +50,31 @@ struct KnowledgeBaseConfiguration {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct VectorConfiguration {
     embedding_model_arn: String,
+    #[serde(default)]
+    embedding_model_configuration: Option<EmbeddingModelConfiguration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EmbeddingModelConfiguration {
+    #[serde(default)]
+    bedrock_embedding_model_configuration: Option<BedrockEmbeddingModel>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct BedrockEmbeddingModel {
+    #[serde(default)]
+    dimensions: Option<usize>,
+    #[serde(default)]
+    embedding_data_type: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ListRequest {
     #[serde(default)]
     max_results: Option<usize>,
@@ -88,7 +116,7 @@ fn model_of(state: &AppState, req: &KnowledgeBaseRequest) -> ApiResult<String> {
             req.knowledge_base_configuration.kind
         )));
     }
-    let arn = &req
+    let vector = req
         .knowledge_base_configuration
         .vector_knowledge_base_configuration
         .as_ref()
@@ -96,8 +124,8 @@ fn model_of(state: &AppState, req: &KnowledgeBaseRequest) -> ApiResult<String> {
             ApiError::Validation(
                 "knowledgeBaseConfiguration.vectorKnowledgeBaseConfiguration is required".into(),
             )
-        })?
-        .embedding_model_arn;
+        })?;
+    let arn = &vector.embedding_model_arn;
     let model = shapes::model_from_arn(arn);
     if !state.registry.embedding_model_exists(model) {
         let known: Vec<&String> = state
@@ -112,7 +140,48 @@ fn model_of(state: &AppState, req: &KnowledgeBaseRequest) -> ApiResult<String> {
             "embeddingModelArn {arn}: no embedding model {model:?} is configured (known: {known:?})"
         )));
     }
+    if let Some(c) = vector
+        .embedding_model_configuration
+        .as_ref()
+        .and_then(|c| c.bedrock_embedding_model_configuration.as_ref())
+    {
+        check_embedding_settings(state, model, c)?;
+    }
     Ok(model.to_owned())
+}
+
+/// `bedrockEmbeddingModelConfiguration`: Quarry's models have one size and embed in float32,
+/// so a request may only say what the model does.
+fn check_embedding_settings(
+    state: &AppState,
+    model: &str,
+    c: &BedrockEmbeddingModel,
+) -> ApiResult<()> {
+    const AT: &str = "knowledgeBaseConfiguration.vectorKnowledgeBaseConfiguration.embeddingModelConfiguration.bedrockEmbeddingModelConfiguration";
+    if let Some(t) = c.embedding_data_type.as_deref()
+        && t != "FLOAT32"
+    {
+        return Err(ApiError::Validation(format!(
+            "{AT}.embeddingDataType {t}: Quarry embeds in FLOAT32 only"
+        )));
+    }
+    if let Some(asked) = c.dimensions {
+        let encoder = state
+            .registry
+            .encoder_for(model)
+            .map_err(|e| ApiError::Validation(format!("{AT}: {e:#}")))?;
+        let actual = encoder.embedder.dimension();
+        if asked != actual {
+            return Err(ApiError::Validation(format!(
+                "{AT}.dimensions {asked}: model {model} makes vectors of {actual} dimensions"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_tags(tags: &BTreeMap<String, String>, at: &str) -> ApiResult<()> {
+    super::tags::check(tags).map_err(|m| ApiError::Validation(format!("{at}: {m}")))
 }
 
 pub async fn create(
@@ -124,7 +193,12 @@ pub async fn create(
     valid_name(&req.name)?;
     check_description(&req.description)?;
     let model = model_of(&state, &req)?;
-    let id = ResourceId::random();
+    let tags = req.tags.unwrap_or_default();
+    check_tags(&tags, "tags")?;
+    let vector_store = match req.storage_configuration {
+        Some(s) => storage::vector_store(&state.registry.config.rds, s)?,
+        None => VectorStoreConfig::Hnsw,
+    };
     if !principal.is_unrestricted()
         && !principal
             .access_key_id
@@ -137,13 +211,29 @@ pub async fn create(
             req.name
         )));
     }
+    let idempotency = Idempotency::new(
+        format!("CreateKnowledgeBase {}", principal.name()),
+        req.client_token,
+        &body,
+    )?;
+    if let Some(id) = idempotency.earlier(state.client_tokens.as_ref())?
+        && let Ok(entry) = state.knowledge_base(&principal, &id)
+    {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({ "knowledgeBase": shapes::knowledge_base(&entry, &state) })),
+        ));
+    }
+    let id = ResourceId::random();
     let config = KnowledgeBaseConfig {
         id: Spanned::new(0..0, id),
         name: Spanned::new(0..0, req.name),
         description: req.description,
         embedding_model: Spanned::new(0..0, model),
-        vector_store: VectorStoreConfig::Hnsw,
+        vector_store,
         data_sources: Vec::new(),
+        role_arn: req.role_arn,
+        tags,
     };
     let entry = {
         let state = state.clone();
@@ -151,13 +241,14 @@ pub async fn create(
             .await
             .map_err(ApiError::internal)??
     };
+    idempotency.made(state.client_tokens.as_ref(), entry.kb.id())?;
     state
         .grants
         .created(entry.kb.id(), entry.kb.name())
         .map_err(ApiError::internal)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "knowledgeBase": shapes::knowledge_base(&entry) })),
+        Json(json!({ "knowledgeBase": shapes::knowledge_base(&entry, &state) })),
     ))
 }
 
@@ -178,7 +269,7 @@ pub async fn list(
         .all()
         .iter()
         .filter(|e| principal.allows(e.kb.id()))
-        .map(|e| shapes::knowledge_base_summary(e))
+        .map(|e| shapes::knowledge_base_summary(e, &state))
         .collect();
     Ok(Json(paged(
         "knowledgeBaseSummaries",
@@ -195,7 +286,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let entry = state.knowledge_base(&principal, &kb)?;
     Ok(Json(
-        json!({ "knowledgeBase": shapes::knowledge_base(&entry) }),
+        json!({ "knowledgeBase": shapes::knowledge_base(&entry, &state) }),
     ))
 }
 
@@ -207,6 +298,16 @@ pub async fn update(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let entry = state.knowledge_base(&principal, &kb)?;
     let req: KnowledgeBaseRequest = json(&body)?;
+    for (member, given) in [
+        ("clientToken", req.client_token.is_some()),
+        ("tags", req.tags.is_some()),
+    ] {
+        if given {
+            return Err(ApiError::Validation(format!(
+                "{member}: UpdateKnowledgeBase has no such member (use TagResource for tags)"
+            )));
+        }
+    }
     valid_name(&req.name)?;
     check_description(&req.description)?;
     let model = model_of(&state, &req)?;
@@ -215,16 +316,31 @@ pub async fn update(
             "the embedding model of a knowledge base cannot be changed".into(),
         ));
     }
+    if let Some(s) = req.storage_configuration {
+        let asked = storage::vector_store(&state.registry.config.rds, s)?;
+        if asked != entry.kb.config.vector_store {
+            return Err(ApiError::Validation(
+                "storageConfiguration: the vector store of a knowledge base cannot be changed"
+                    .into(),
+            ));
+        }
+    }
     let mut config = entry.kb.config.clone();
     config.name = Spanned::new(0..0, req.name);
     config.description = req.description;
+    if req.role_arn.is_some() {
+        config.role_arn = req.role_arn;
+    }
     let id = entry.kb.id().to_owned();
-    let entry = tokio::task::spawn_blocking(move || state.registry.update(&id, config))
-        .await
-        .map_err(ApiError::internal)??;
+    let entry = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || state.registry.update(&id, config))
+            .await
+            .map_err(ApiError::internal)??
+    };
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "knowledgeBase": shapes::knowledge_base(&entry) })),
+        Json(json!({ "knowledgeBase": shapes::knowledge_base(&entry, &state) })),
     ))
 }
 

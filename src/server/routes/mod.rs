@@ -8,15 +8,21 @@ mod events;
 mod generate;
 mod ingestion_jobs;
 mod knowledge_bases;
+mod members;
 mod rerank;
 mod retrieve;
 mod search_config;
 mod shapes;
+mod storage;
+mod tags;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{Method, Uri};
 use axum::routing::{get, post, put};
+
+use super::error::ApiError;
 
 use super::state::AppState;
 
@@ -79,6 +85,21 @@ pub fn api() -> Router<Arc<AppState>> {
             "/knowledgebases/{kb}/datasources/{ds}/ingestionjobs/{job}/stop",
             post(ingestion_jobs::stop),
         )
+        .route(
+            "/tags/{arn}",
+            post(tags::tag).delete(tags::untag).get(tags::list),
+        )
+        .fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation)
+}
+
+/// Operations Quarry does not serve answer as AWS answers an unknown operation, naming the
+/// method and path (not ResourceNotFound, which clients read as "no such knowledge base").
+async fn unknown_operation(method: Method, uri: Uri) -> ApiError {
+    ApiError::UnknownOperation(format!(
+        "Quarry does not serve {method} {}: no Bedrock operation it implements has this method and path",
+        uri.path()
+    ))
 }
 
 /// The Bedrock operation a request is, for metrics and the audit log.
@@ -119,6 +140,9 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
         ("POST", "/knowledgebases/{kb}/datasources/{ds}/documents/getDocuments") => {
             "GetKnowledgeBaseDocuments"
         }
+        ("POST", "/tags/{arn}") => "TagResource",
+        ("DELETE", "/tags/{arn}") => "UntagResource",
+        ("GET", "/tags/{arn}") => "ListTagsForResource",
         _ => "Unknown",
     }
 }

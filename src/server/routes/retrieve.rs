@@ -16,7 +16,7 @@ use crate::server::error::{ApiError, ApiResult};
 use crate::server::state::AppState;
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RetrieveRequest {
     retrieval_query: RetrievalQuery,
     #[serde(default)]
@@ -26,6 +26,7 @@ struct RetrieveRequest {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RetrievalQuery {
     #[serde(default)]
     text: Option<String>,
@@ -47,7 +48,7 @@ pub async fn retrieve(
     let req: RetrieveRequest = json(&body)?;
     if req.retrieval_query.image.is_some() || req.retrieval_query.kind.as_deref() == Some("IMAGE") {
         return Err(ApiError::Validation(
-            "retrievalQuery: image queries are not supported; send text".into(),
+            "retrievalQuery.image: Quarry does not support image queries; send text".into(),
         ));
     }
     let text = req

@@ -9,13 +9,13 @@ use crate::rag::{MetadataSelection, Rerankers, Reranking};
 use crate::server::error::ApiError;
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetrievalConfiguration {
     pub vector_search_configuration: VectorSearchConfiguration,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VectorSearchConfiguration {
     #[serde(default)]
     number_of_results: Option<i64>,
@@ -213,7 +213,7 @@ impl SearchSettings {
         }
         if c.implicit_filter_configuration.is_some() {
             return Err(ApiError::Validation(format!(
-                "{at}.implicitFilterConfiguration: Quarry does not support implicit filters"
+                "{at}.implicitFilterConfiguration: Quarry does not support this member (implicit filters)"
             )));
         }
         if let Some(r) = c.reranking_configuration {

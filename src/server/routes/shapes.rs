@@ -1,13 +1,11 @@
 //! Bedrock's control-plane JSON for knowledge bases and data sources.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use quarry_core::config::{ChunkingConfig, DataSourceConfig, DataSourceKind, VectorStoreConfig};
+use quarry_core::config::{ChunkingConfig, DataSourceConfig, DataSourceKind};
 use serde_json::{Value, json};
 
 use crate::server::registry::KbEntry;
-
-/// The account id in the ARNs Quarry makes up for its resources.
-const ACCOUNT: &str = "000000000000";
+use crate::server::state::AppState;
 
 pub fn timestamp(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -22,23 +20,31 @@ pub fn model_from_arn(arn: &str) -> &str {
     arn.rsplit_once("foundation-model/").map_or(arn, |(_, m)| m)
 }
 
-pub fn knowledge_base(e: &KbEntry) -> Value {
+/// A knowledge base's ARN, which tags name it by.
+pub fn knowledge_base_arn(state: &AppState, kb_id: &str) -> String {
+    format!(
+        "arn:aws:bedrock:us-east-1:{}:knowledge-base/{kb_id}",
+        state.registry.config.server.account_id
+    )
+}
+
+pub fn knowledge_base(e: &KbEntry, state: &AppState) -> Value {
     let kb = &e.kb.config;
-    let storage = match kb.vector_store {
-        VectorStoreConfig::Hnsw => "QUARRY_HNSW",
-        VectorStoreConfig::Pgvector { .. } => "RDS",
-        VectorStoreConfig::Qdrant { .. } => "QUARRY_QDRANT",
-    };
+    let account = &state.registry.config.server.account_id;
+    let role = kb
+        .role_arn
+        .clone()
+        .unwrap_or_else(|| format!("arn:aws:iam::{account}:role/quarry"));
     let mut v = json!({
         "knowledgeBaseId": kb.id.get_ref().as_str(),
         "name": kb.name.get_ref(),
-        "knowledgeBaseArn": format!("arn:aws:bedrock:us-east-1:{ACCOUNT}:knowledge-base/{}", kb.id.get_ref()),
-        "roleArn": format!("arn:aws:iam::{ACCOUNT}:role/quarry"),
+        "knowledgeBaseArn": knowledge_base_arn(state, kb.id.get_ref().as_str()),
+        "roleArn": role,
         "knowledgeBaseConfiguration": {
             "type": "VECTOR",
             "vectorKnowledgeBaseConfiguration": { "embeddingModelArn": embedding_model_arn(kb.embedding_model.get_ref()) }
         },
-        "storageConfiguration": { "type": storage },
+        "storageConfiguration": super::storage::reported(&kb.vector_store, &state.registry.config.rds, account),
         "status": "ACTIVE",
         "createdAt": timestamp(&e.created_at),
         "updatedAt": timestamp(&e.updated_at),
@@ -49,8 +55,8 @@ pub fn knowledge_base(e: &KbEntry) -> Value {
     v
 }
 
-pub fn knowledge_base_summary(e: &KbEntry) -> Value {
-    let full = knowledge_base(e);
+pub fn knowledge_base_summary(e: &KbEntry, state: &AppState) -> Value {
+    let full = knowledge_base(e, state);
     let mut v = json!({
         "knowledgeBaseId": full["knowledgeBaseId"],
         "name": full["name"],
@@ -129,7 +135,7 @@ pub fn data_source(e: &KbEntry, ds: &DataSourceConfig) -> Value {
         "vectorIngestionConfiguration": {
             "chunkingConfiguration": chunking(&ds.chunking, e.kb.embedder.max_content_tokens())
         },
-        "dataDeletionPolicy": "DELETE",
+        "dataDeletionPolicy": ds.data_deletion_policy.bedrock_name(),
         "createdAt": timestamp(&e.created_at),
         "updatedAt": timestamp(&e.updated_at),
     });
