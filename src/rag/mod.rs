@@ -6,6 +6,7 @@
 //! [`prepare`] (search and prompt) and [`generate`] (the model, streaming its text).
 
 mod generators;
+pub mod query_model;
 pub mod rerankers;
 mod wire;
 
@@ -108,15 +109,34 @@ pub fn prepare(
     question: &Question,
     generator: &dyn Generator,
 ) -> Result<Prepared, RagError> {
-    let hits = quarry_retrieve::search(
-        indexes,
-        &retrieval_text(question),
-        vector,
-        question.k,
-        question.filter.as_ref(),
-        question.search_type,
-    )
-    .map_err(|e| RagError::Internal(e.to_string()))?;
+    let search = (retrieval_text(question), vector.to_vec());
+    prepare_from(indexes, std::slice::from_ref(&search), question, generator)
+}
+
+/// Searches once for each `(text, its embedding)` (the sub-questions of a decomposed
+/// question), merges the passages (each sub-question's best in turn, each passage once, at
+/// most `k`) and builds the prompt.
+pub fn prepare_from(
+    indexes: Indexes<'_>,
+    searches: &[(String, Vec<f32>)],
+    question: &Question,
+    generator: &dyn Generator,
+) -> Result<Prepared, RagError> {
+    let mut found = Vec::with_capacity(searches.len());
+    for (text, vector) in searches {
+        found.push(
+            quarry_retrieve::search(
+                indexes,
+                text,
+                vector,
+                question.k,
+                question.filter.as_ref(),
+                question.search_type,
+            )
+            .map_err(|e| RagError::Internal(e.to_string()))?,
+        );
+    }
+    let hits = round_robin(found, question.k);
     let hits = match &question.reranking {
         Some(r) => rerankers::rerank_hits(&question.text, hits, r).map_err(RagError::Dependency)?,
         None => hits,
@@ -150,6 +170,33 @@ pub fn prepare(
         request,
         passages_used: prompt.passages_used,
     })
+}
+
+/// Each list's best in turn, each chunk once, at most `k`.
+fn round_robin(lists: Vec<Vec<SearchHit>>, k: usize) -> Vec<SearchHit> {
+    if lists.len() == 1 {
+        return lists.into_iter().next().unwrap_or_default();
+    }
+    let mut iters: Vec<_> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut any = true;
+    while any && out.len() < k {
+        any = false;
+        for it in &mut iters {
+            for hit in it.by_ref() {
+                any = true;
+                if seen.insert(hit.chunk.id.clone()) {
+                    out.push(hit);
+                    break;
+                }
+            }
+            if out.len() == k {
+                break;
+            }
+        }
+    }
+    out
 }
 
 pub struct Answer {

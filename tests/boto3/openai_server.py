@@ -11,12 +11,37 @@ and behaves by the requested model name:
 - "midway": streams the start of an answer, then an error event.
 - "slow": streams 80 words, one every 0.25 s (20 s in all), and records in `slow_log` how
   many it sent and whether its client hung up before the end.
+- "wrongfilter": proposes a filter on an attribute nobody declared.
+
+Asked (by its system message) to split a question into sub-questions, "cite" splits it at
+" and ", one per line; asked for a metadata filter, it proposes `equals` for each declared
+STRING attribute whose key the query names followed by a word ("team logistics"), else NONE.
 """
 import json
 import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def sub_questions(messages):
+    question = messages[-1]["content"].rstrip("?")
+    return "\n".join(part.strip() + "?" for part in question.split(" and "))
+
+
+def proposed_filter(messages, model):
+    prompt = messages[-1]["content"]
+    if model == "wrongfilter":
+        return json.dumps({"equals": {"key": "undeclared", "value": "x"}})
+    query = prompt.split("Query:", 1)[1]
+    terms = []
+    for key, kind in re.findall(r"^- (\S+) \((\w+)\):", prompt, flags=re.M):
+        found = re.search(rf"\b{re.escape(key)} (\w+)", query)
+        if kind == "STRING" and found:
+            terms.append({"equals": {"key": key, "value": found.group(1)}})
+    if not terms:
+        return "NONE"
+    return json.dumps(terms[0] if len(terms) == 1 else {"andAll": terms})
 
 
 def answer_from(messages):
@@ -60,7 +85,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(401, {"error": {"message": "Incorrect API key provided"}})
         if model == "slow":
             return self.slow()
-        text = answer_from(body["messages"])
+        system = body["messages"][0]["content"] if body["messages"][0]["role"] == "system" else ""
+        if system.startswith("You prepare searches"):
+            text = sub_questions(body["messages"])
+        elif system.startswith("You turn a search query into a metadata filter"):
+            text = proposed_filter(body["messages"], model)
+        else:
+            text = answer_from(body["messages"])
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")

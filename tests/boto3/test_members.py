@@ -44,6 +44,8 @@ RAG = "test_generate.Generate.test_markers_become_citations_of_the_passages_they
 INFERENCE = "test_generate.Generate.test_prompt_template_and_inference_settings_reach_the_backend"
 SESSION = "test_generate.Generate.test_a_second_turn_carries_the_first"
 RERANK_OP = "test_rerank.Rerank.test_the_rerank_operation_returns_the_servers_order_and_scores"
+IMPLICIT = "test_parity.QueryModel.test_implicit_filters_come_from_the_model_and_are_checked"
+DECOMPOSITION = "test_parity.QueryModel.test_query_decomposition_searches_each_sub_question"
 FILTER_KEYS = ["equals", "notEquals", "greaterThan", "greaterThanOrEquals", "lessThan",
                "lessThanOrEquals", "in", "notIn", "startsWith", "listContains", "stringContains"]
 
@@ -65,6 +67,11 @@ def search_members(prefix):
     out = {prefix: FILTER, v: FILTER, f"{v}.numberOfResults": FILTER,
            f"{v}.overrideSearchType": "test_runtime.Retrieve.test_hybrid_retrieve_finds_the_passage_with_scores_in_0_1"}
     out.update(filter_members(f"{v}.filter"))
+    i = f"{v}.implicitFilterConfiguration"
+    for p in (i, f"{i}.modelArn", f"{i}.metadataAttributes", f"{i}.metadataAttributes[]",
+              f"{i}.metadataAttributes[].key", f"{i}.metadataAttributes[].type",
+              f"{i}.metadataAttributes[].description"):
+        out[p] = IMPLICIT
     r = f"{v}.rerankingConfiguration"
     b = f"{r}.bedrockRerankingConfiguration"
     for p in (r, f"{r}.type", b, f"{b}.numberOfRerankedResults", f"{b}.modelConfiguration",
@@ -140,7 +147,9 @@ def rag_members():
            "retrieveAndGenerateConfiguration": RAG, "retrieveAndGenerateConfiguration.type": RAG,
            k: RAG, f"{k}.knowledgeBaseId": RAG, f"{k}.modelArn": RAG, g: RAG,
            f"{g}.promptTemplate": RAG, f"{g}.promptTemplate.textPromptTemplate": RAG,
-           f"{k}.orchestrationConfiguration": RAG, f"{g}.inferenceConfig": INFERENCE, t: INFERENCE, f"{t}.temperature": INFERENCE,
+           f"{k}.orchestrationConfiguration": RAG,
+           f"{k}.orchestrationConfiguration.queryTransformationConfiguration": DECOMPOSITION,
+           f"{k}.orchestrationConfiguration.queryTransformationConfiguration.type": DECOMPOSITION, f"{g}.inferenceConfig": INFERENCE, t: INFERENCE, f"{t}.temperature": INFERENCE,
            f"{t}.topP": INFERENCE, f"{t}.maxTokens": INFERENCE, f"{t}.stopSequences": INFERENCE,
            f"{t}.stopSequences[]": INFERENCE}
     out.update(search_members(f"{k}.retrievalConfiguration"))

@@ -7,6 +7,7 @@ import urllib.parse
 import uuid
 
 from harness import Server
+from openai_server import OpenAiServer
 from test_cluster import psql
 from test_documents import custom_id, inline_text
 
@@ -221,6 +222,83 @@ secrets = {{ "{SECRET_ARN}" = "PARITY_PG_PASSWORD" }}
             self.ag.create_data_source(knowledgeBaseId=kb, name="web", dataSourceConfiguration={
                 "type": "WEB", "webConfiguration": {"sourceConfiguration": {"urlConfiguration": {
                     "seedUrls": [{"url": "https://example.com"}]}}}})
+
+
+class QueryModel(unittest.TestCase):
+    """The generation model working on the query: sub-questions and implicit filters (the
+    model is `openai_server.py`, a real HTTP server speaking OpenAI's protocol)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.llm = OpenAiServer()
+        models = "".join(f'''
+[models.{name}]
+kind = "openai"
+base_url = "{cls.llm.url}"
+model = "{name}"
+''' for name in ("cite", "wrongfilter"))
+        cls.server = Server(extra_toml=models)
+        cls.ag, cls.rt = cls.server.agent(), cls.server.runtime()
+        cls.kb = cls.ag.create_knowledge_base(name="query-model", roleArn=ROLE,
+                                              knowledgeBaseConfiguration=VECTOR)["knowledgeBase"]["knowledgeBaseId"]
+        ds = cls.ag.create_data_source(knowledgeBaseId=cls.kb, name="memos",
+                                       dataSourceConfiguration={"type": "CUSTOM"})["dataSource"]["dataSourceId"]
+        cls.ag.ingest_knowledge_base_documents(knowledgeBaseId=cls.kb, dataSourceId=ds, documents=[
+            inline_text("stock-1", "The warehouse inventory is counted every Friday by the night shift.", team="logistics"),
+            inline_text("stock-2", "Warehouse inventory counts are checked against the ledger by the supervisor.",
+                        team="logistics"),
+            inline_text("stock-3", "The inventory of cash in the safe is counted every Monday.", team="finance"),
+            inline_text("ferry", "The ferry to the island leaves the harbour at 07:15.", team="travel"),
+        ])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+        cls.llm.close()
+
+    def rag(self, question, k, orchestration=None):
+        config = {"knowledgeBaseId": self.kb, "modelArn": ARN.format("cite"), "retrievalConfiguration": {
+            "vectorSearchConfiguration": {"numberOfResults": k}}}
+        if orchestration:
+            config["orchestrationConfiguration"] = orchestration
+        self.rt.retrieve_and_generate(input={"text": question}, retrieveAndGenerateConfiguration={
+            "type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": config})
+        return self.llm.requests("cite")[-1]["body"]["messages"][0]["content"]
+
+    def test_query_decomposition_searches_each_sub_question(self):
+        question = "Who checks the warehouse inventory counts and when does the ferry leave?"
+        plain = self.rag(question, 2)
+        self.assertNotIn("ferry", plain, "two inventory passages outrank the ferry for the whole question")
+        decomposed = self.rag(question, 2, {"queryTransformationConfiguration": {"type": "QUERY_DECOMPOSITION"}})
+        asked = [r["body"]["messages"] for r in self.llm.requests("cite")
+                 if r["body"]["messages"][0]["content"].startswith("You prepare searches")]
+        self.assertEqual(asked[-1][-1]["content"], question)
+        self.assertIn("ferry to the island", decomposed)
+        self.assertIn("inventory", decomposed)
+        with self.assertRaisesRegex(self.rt.exceptions.ValidationException, "QUERY_DECOMPOSITION"):
+            self.rag(question, 2, {"queryTransformationConfiguration": {"type": "OTHER"}})
+
+    def retrieve(self, query, model="cite", explicit=None):
+        vector = {"numberOfResults": 5, "implicitFilterConfiguration": {"modelArn": ARN.format(model),
+                  "metadataAttributes": [{"key": "team", "type": "STRING", "description": "the team a memo is for"}]}}
+        if explicit:
+            vector["filter"] = explicit
+        out = self.rt.retrieve(knowledgeBaseId=self.kb, retrievalQuery={"text": query},
+                               retrievalConfiguration={"vectorSearchConfiguration": vector})
+        return sorted(r["location"]["customDocumentLocation"]["id"] for r in out["retrievalResults"])
+
+    def test_implicit_filters_come_from_the_model_and_are_checked(self):
+        self.assertEqual(self.retrieve("inventory count for team finance"), ["stock-3"])
+        self.assertEqual(self.retrieve("inventory count for team logistics"), ["stock-1", "stock-2"])
+        # No value named: no filter.
+        self.assertEqual(len(self.retrieve("inventory count")), 4)
+        # A proposal on an undeclared attribute is not used.
+        self.assertEqual(len(self.retrieve("inventory count for team finance", model="wrongfilter")), 4)
+        # With an explicit filter, both apply.
+        not_finance = {"notEquals": {"key": "team", "value": "finance"}}
+        self.assertEqual(self.retrieve("inventory count for team finance", explicit=not_finance), [])
+        self.assertEqual(self.retrieve("inventory count", explicit=not_finance),
+                         ["ferry", "stock-1", "stock-2"])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::body::json;
-use super::search_config::{RetrievalConfiguration, SearchSettings};
+use super::search_config::{ImplicitFilter, RetrievalConfiguration, SearchSettings};
+use crate::rag::query_model;
 use crate::rag::{self, Inference, Prepared, Question, RagError};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
@@ -174,6 +175,10 @@ struct Ready {
     /// Set when the caller goes away (see [`CancelOnDrop`]).
     caller_gone: Arc<AtomicBool>,
     timeout: Duration,
+    /// The model's filter, asked for before the search.
+    implicit: Option<ImplicitFilter>,
+    /// Search each sub-question the model finds (QUERY_DECOMPOSITION).
+    decompose: bool,
 }
 
 /// Sets its flag when dropped: held by the request's future (or its response stream), it
@@ -240,15 +245,19 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
     let kb_config = config
         .knowledge_base_configuration
         .ok_or_else(|| ApiError::Validation(format!("{AT} is required for type KNOWLEDGE_BASE")))?;
-    if let Some(t) = kb_config
+    let decompose = match kb_config
         .orchestration_configuration
         .and_then(|o| o.query_transformation_configuration)
     {
-        return Err(ApiError::Validation(format!(
-            "{AT}.orchestrationConfiguration.queryTransformationConfiguration: Quarry does not support query transformation ({})",
-            t.kind
-        )));
-    }
+        None => false,
+        Some(t) if t.kind == "QUERY_DECOMPOSITION" => true,
+        Some(t) => {
+            return Err(ApiError::Validation(format!(
+                "{AT}.orchestrationConfiguration.queryTransformationConfiguration.type must be QUERY_DECOMPOSITION, got {:?}",
+                t.kind
+            )));
+        }
+    };
     let entry = state.knowledge_base(principal, &kb_config.knowledge_base_id)?;
     let owner = format!("{}/{}", principal.name(), entry.kb.id());
     let generator = state
@@ -259,6 +268,7 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
         kb_config.retrieval_configuration,
         &format!("{AT}.retrievalConfiguration"),
         &state.rerankers,
+        &state.generators,
     )?;
     let generation = kb_config.generation_configuration;
     let (template, text_inference) = match generation {
@@ -330,21 +340,43 @@ async fn ready(state: &AppState, principal: &Principal, body: &Bytes) -> ApiResu
         _slot: slot,
         caller_gone,
         timeout,
+        implicit: search.implicit,
+        decompose,
     })
 }
 
 /// Embeds the question, searches and builds the prompt; starts the session when new.
 async fn prepared(state: &AppState, mut ready: Ready) -> ApiResult<(Ready, Prepared)> {
-    let vector = ready
-        .entry
-        .encoder
-        .embed(rag::retrieval_text(&ready.question))
-        .await?;
+    // What the model does to the query first: an implicit filter, sub-questions.
+    let implicit = ready.implicit.take();
+    let decompose = ready.decompose;
+    let generator = ready.generator.clone();
+    let mut question = ready.question;
+    let (question, texts) = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        if let Some(i) = &implicit {
+            question.filter =
+                i.applied(&question.text, question.filter.take(), &question.cancel)?;
+        }
+        let texts = if decompose {
+            query_model::sub_questions(generator.as_ref(), &question.text, &question.cancel)
+                .map_err(rag_error)?
+        } else {
+            vec![rag::retrieval_text(&question)]
+        };
+        Ok((question, texts))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let mut searches = Vec::with_capacity(texts.len());
+    for text in texts {
+        let vector = ready.entry.encoder.embed(text.clone()).await?;
+        searches.push((text, vector));
+    }
     let kb = ready.entry.kb.clone();
     let generator = ready.generator.clone();
     let (question, prepared) = tokio::task::spawn_blocking(move || {
-        let prepared = rag::prepare(kb.indexes(), &vector, &ready.question, generator.as_ref());
-        (ready.question, prepared)
+        let prepared = rag::prepare_from(kb.indexes(), &searches, &question, generator.as_ref());
+        (question, prepared)
     })
     .await
     .map_err(ApiError::internal)?;

@@ -66,10 +66,12 @@ pub async fn retrieve(
         filter,
         search_type,
         reranking,
+        implicit,
     } = SearchSettings::from_request(
         req.retrieval_configuration,
         "retrievalConfiguration",
         &state.rerankers,
+        &state.generators,
     )?;
     let offset = match req.next_token.as_deref() {
         None => 0,
@@ -80,7 +82,17 @@ pub async fn retrieve(
     let wanted = (offset + k).min(MAX_RESULTS);
     let vector = entry.encoder.embed(text.clone()).await?;
     let kb = entry.kb.clone();
+    let cancel = quarry_generate::Cancel::default().until(
+        std::time::Instant::now()
+            + std::time::Duration::from_secs(
+                state.registry.config.server.limits.generation_timeout_secs,
+            ),
+    );
     let hits = tokio::task::spawn_blocking(move || {
+        let filter = match &implicit {
+            Some(i) => i.applied(&text, filter, &cancel)?,
+            None => filter,
+        };
         let hits = quarry_retrieve::search(
             kb.indexes(),
             &text,

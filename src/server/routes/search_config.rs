@@ -5,7 +5,8 @@ use quarry_retrieve::{MAX_RESULTS, SearchType};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::rag::{MetadataSelection, Rerankers, Reranking};
+use crate::rag::query_model::{self, Attribute, AttributeType};
+use crate::rag::{Generators, MetadataSelection, Rerankers, Reranking};
 use crate::server::error::ApiError;
 
 #[derive(Deserialize)]
@@ -26,7 +27,86 @@ pub struct VectorSearchConfiguration {
     #[serde(default)]
     reranking_configuration: Option<RerankingConfiguration>,
     #[serde(default)]
-    implicit_filter_configuration: Option<Value>,
+    implicit_filter_configuration: Option<ImplicitFilterConfiguration>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImplicitFilterConfiguration {
+    metadata_attributes: Vec<MetadataAttribute>,
+    model_arn: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MetadataAttribute {
+    key: String,
+    #[serde(rename = "type")]
+    kind: String,
+    description: String,
+}
+
+impl ImplicitFilterConfiguration {
+    fn checked(self, generators: &Generators, at: &str) -> Result<ImplicitFilter, ApiError> {
+        if !(1..=25).contains(&self.metadata_attributes.len()) {
+            return Err(ApiError::Validation(format!(
+                "{at}.metadataAttributes must hold 1 to 25 attributes"
+            )));
+        }
+        let mut attributes = Vec::new();
+        for (i, a) in self.metadata_attributes.into_iter().enumerate() {
+            let here = format!("{at}.metadataAttributes[{i}]");
+            let kind = AttributeType::parse(&a.kind).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "{here}.type must be STRING, NUMBER, BOOLEAN or STRING_LIST, got {:?}",
+                    a.kind
+                ))
+            })?;
+            if a.key.is_empty() || a.key.len() > 256 || a.description.is_empty() {
+                return Err(ApiError::Validation(format!(
+                    "{here}: key (1 to 256 characters) and description (not empty) are required"
+                )));
+            }
+            attributes.push(Attribute {
+                key: a.key,
+                kind,
+                description: a.description,
+            });
+        }
+        let generator = generators
+            .for_arn(&self.model_arn)
+            .map_err(|m| ApiError::Validation(format!("{at}.{m}")))?;
+        Ok(ImplicitFilter {
+            attributes,
+            generator,
+        })
+    }
+}
+
+/// A request's implicit filter: the attributes the model may filter on, and the model.
+pub struct ImplicitFilter {
+    pub attributes: Vec<Attribute>,
+    pub generator: std::sync::Arc<dyn quarry_generate::Generator>,
+}
+
+impl ImplicitFilter {
+    /// The model's filter for `query` (none if it proposes no valid one), joined to
+    /// `explicit` with `andAll`. Blocking: it calls the model.
+    pub fn applied(
+        &self,
+        query: &str,
+        explicit: Option<Filter>,
+        cancel: &quarry_generate::Cancel,
+    ) -> Result<Option<Filter>, ApiError> {
+        let implicit =
+            query_model::implicit_filter(self.generator.as_ref(), query, &self.attributes, cancel)
+                .map_err(|e| match e {
+                    crate::rag::RagError::Invalid(m) => ApiError::Validation(m),
+                    crate::rag::RagError::Dependency(m) => ApiError::DependencyFailed(m),
+                    crate::rag::RagError::Internal(m) => ApiError::internal(m),
+                })?;
+        Ok(query_model::combined(explicit, implicit))
+    }
 }
 
 #[derive(Deserialize)]
@@ -177,6 +257,7 @@ pub struct SearchSettings {
     pub filter: Option<Filter>,
     pub search_type: SearchType,
     pub reranking: Option<Reranking>,
+    pub implicit: Option<ImplicitFilter>,
 }
 
 impl SearchSettings {
@@ -185,12 +266,14 @@ impl SearchSettings {
         config: Option<RetrievalConfiguration>,
         at: &str,
         rerankers: &Rerankers,
+        generators: &Generators,
     ) -> Result<Self, ApiError> {
         let mut settings = Self {
             k: quarry_retrieve::DEFAULT_RESULTS,
             filter: None,
             search_type: SearchType::default(),
             reranking: None,
+            implicit: None,
         };
         let Some(c) = config.map(|c| c.vector_search_configuration) else {
             return Ok(settings);
@@ -211,10 +294,9 @@ impl SearchSettings {
                 ))
             })?;
         }
-        if c.implicit_filter_configuration.is_some() {
-            return Err(ApiError::Validation(format!(
-                "{at}.implicitFilterConfiguration: Quarry does not support this member (implicit filters)"
-            )));
+        if let Some(i) = c.implicit_filter_configuration {
+            settings.implicit =
+                Some(i.checked(generators, &format!("{at}.implicitFilterConfiguration"))?);
         }
         if let Some(r) = c.reranking_configuration {
             settings.reranking =
