@@ -313,7 +313,7 @@ pub fn load_model(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Embedde
         ModelConfig::GgufLlama { .. } | ModelConfig::Openai { .. } => {
             bail!("model {name:?} is a generation model, not an embedding model")
         }
-        ModelConfig::RerankApi { .. } => {
+        ModelConfig::RerankApi { .. } | ModelConfig::BertCrossEncoder { .. } => {
             bail!("model {name:?} is a reranking model, not an embedding model")
         }
     };

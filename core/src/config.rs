@@ -292,6 +292,13 @@ pub enum ModelConfig {
         #[serde(default = "default_generation_retries")]
         max_retries: u32,
     },
+    /// A sentence-transformers `CrossEncoder` folder (BERT-family sequence classification
+    /// with one logit: config.json, model.safetensors, tokenizer.json) run in-process on the
+    /// embedding core; `path` is the folder, `hub` a model in the Hugging Face cache.
+    BertCrossEncoder {
+        path: Option<PathBuf>,
+        hub: Option<String>,
+    },
 }
 
 fn default_rerank_timeout_secs() -> u64 {
@@ -665,6 +672,19 @@ impl Config {
         for (name, model) in &mut self.models {
             match model {
                 ModelConfig::Bert { path, hub } => match (path.as_mut(), hub) {
+                    (Some(p), _) if p.is_relative() => *p = base.join(&*p),
+                    (None, None) => {
+                        return Err(ConfigError {
+                            span: None,
+                            field: format!("models.{name}"),
+                            message:
+                                "needs `path` (a local folder) or `hub` (a Hugging Face model id)"
+                                    .into(),
+                        });
+                    }
+                    _ => {}
+                },
+                ModelConfig::BertCrossEncoder { path, hub } => match (path.as_mut(), hub) {
                     (Some(p), _) if p.is_relative() => *p = base.join(&*p),
                     (None, None) => {
                         return Err(ConfigError {

@@ -52,6 +52,25 @@ struct Layer {
     output_norm: Norm,
 }
 
+/// BertForSequenceClassification's head with one label: the pooler (dense + tanh on the
+/// first token) and the classifier, giving one logit per sequence.
+pub(crate) struct ClassifierHead {
+    pooler: Linear,
+    classifier: Linear,
+}
+
+impl ClassifierHead {
+    /// The logit of a sequence from its first token's hidden state.
+    pub fn logit(&self, first: &[f32]) -> f32 {
+        let mut pooled = Vec::new();
+        linear(&self.pooler, first, 1, 1, &mut pooled);
+        pooled.iter_mut().for_each(|v| *v = v.tanh());
+        let mut out = Vec::new();
+        linear(&self.classifier, &pooled, 1, 1, &mut out);
+        out[0]
+    }
+}
+
 pub(crate) struct Bert {
     pub config: BertConfig,
     word: Vec<f32>,
@@ -147,6 +166,24 @@ fn f16_to_f32(h: u16) -> f32 {
 
 impl Bert {
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
+        Ok(Self::load_parts(dir, false)?.0)
+    }
+
+    /// The encoder and its sequence-classification head (`bert.pooler.dense`, `classifier`,
+    /// one output).
+    pub fn load_with_head(dir: &Path) -> Result<(Self, ClassifierHead), LoadError> {
+        let (bert, head) = Self::load_parts(dir, true)?;
+        let head = head.ok_or_else(|| LoadError::BadWeight {
+            name: "classifier".into(),
+            reason: "missing".into(),
+        })?;
+        Ok((bert, head))
+    }
+
+    fn load_parts(
+        dir: &Path,
+        with_head: bool,
+    ) -> Result<(Self, Option<ClassifierHead>), LoadError> {
         let config: BertConfig = crate::model_files::read_json(&dir.join("config.json"))?
             .ok_or_else(|| LoadError::NotFound(dir.join("config.json")))?;
         if config.hidden_act != "gelu" {
@@ -172,7 +209,7 @@ impl Bert {
         } else {
             "bert."
         };
-        let w = Weights { tensors, prefix };
+        let mut w = Weights { tensors, prefix };
         let h = config.hidden_size;
         let vocab = w
             .tensors
@@ -212,7 +249,7 @@ impl Bert {
                 })
             })
             .collect::<Result<Vec<_>, LoadError>>()?;
-        Ok(Self {
+        let bert = Self {
             word: w.get("embeddings.word_embeddings.weight", &[vocab, h])?,
             position: w.get(
                 "embeddings.position_embeddings.weight",
@@ -223,7 +260,15 @@ impl Bert {
             layers,
             config,
             scratch: std::sync::Mutex::new(Vec::new()),
-        })
+        };
+        if !with_head {
+            return Ok((bert, None));
+        }
+        let pooler = w.linear(&["pooler.dense"], h, h)?;
+        // The classifier sits beside the encoder, not inside it.
+        w.prefix = "";
+        let classifier = w.linear(&["classifier"], h, 1)?;
+        Ok((bert, Some(ClassifierHead { pooler, classifier })))
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -233,21 +278,33 @@ impl Bert {
     /// Hidden states of the last layer for every token of every sequence, packed: the rows
     /// of sequence `i` follow those of sequence `i - 1`.
     pub fn forward(&self, sequences: &[Vec<u32>], threads: usize) -> Vec<f32> {
+        self.forward_typed(sequences, None, threads)
+    }
+
+    /// [`Self::forward`] with each token's segment (token type): a pair's second text is
+    /// segment 1. `None`: every token is segment 0.
+    pub fn forward_typed(
+        &self,
+        sequences: &[Vec<u32>],
+        types: Option<&[Vec<u32>]>,
+        threads: usize,
+    ) -> Vec<f32> {
         let h = self.config.hidden_size;
+        let type_vocab = self.token_type.len() / h;
         let total: usize = sequences.iter().map(Vec::len).sum();
         let mut x = vec![0.0f32; total * h];
         let mut row = 0;
-        for seq in sequences {
+        for (s, seq) in sequences.iter().enumerate() {
             for (pos, &id) in seq.iter().enumerate() {
                 let out = &mut x[row * h..(row + 1) * h];
                 let word = &self.word[id as usize * h..(id as usize + 1) * h];
                 let position = &self.position[pos * h..(pos + 1) * h];
-                for (((o, a), b), c) in out
-                    .iter_mut()
-                    .zip(word)
-                    .zip(position)
-                    .zip(&self.token_type[..h])
-                {
+                let kind = types
+                    .and_then(|t| t.get(s))
+                    .and_then(|t| t.get(pos))
+                    .map_or(0, |&t| (t as usize).min(type_vocab - 1));
+                let segment = &self.token_type[kind * h..(kind + 1) * h];
+                for (((o, a), b), c) in out.iter_mut().zip(word).zip(position).zip(segment) {
                     *o = a + b + c;
                 }
                 row += 1;

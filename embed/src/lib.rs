@@ -6,11 +6,15 @@
 //! text (no padding); attention runs per text and head, so no text ever attends to padding
 //! and a text alone gives the same vector as the same text inside a batch.
 //!
+//! [`CrossEncoder`] runs the same core with a sequence-classification head: a query and a
+//! passage read as one pair, one relevance score out (reranking).
+//!
 //! `remote` holds the other kind of embedder: a model on an embedding server (OpenAI's
 //! protocol or text-embeddings-inference's), reached over HTTP.
 #![deny(unsafe_code)]
 
 mod bert;
+mod cross_encoder;
 mod embedder;
 mod error;
 pub mod kernels;
@@ -18,6 +22,7 @@ mod model_files;
 pub mod remote;
 mod tokenize;
 
+pub use cross_encoder::{Activation, CrossEncoder};
 pub use embedder::BertEmbedder;
 pub use error::LoadError;
 pub use model_files::{ModelFiles, Pooling};

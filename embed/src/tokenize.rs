@@ -6,6 +6,9 @@ use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::LoadError;
 
+/// A pair's token ids and each token's segment.
+pub(crate) type EncodedPair = (Vec<u32>, Vec<u32>);
+
 pub(crate) struct WordPieces {
     inner: Tokenizer,
     /// The same tokenizer without truncation, for counting.
@@ -54,6 +57,22 @@ impl WordPieces {
         Ok(encodings
             .into_iter()
             .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
+    /// Each pair as one input (`[CLS] a [SEP] b [SEP]` for BERT, as the tokenizer's template
+    /// says), truncated longest-first to the model's limit: the token ids and each token's
+    /// segment (0 for the first text, 1 for the second).
+    pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<Vec<EncodedPair>, String> {
+        let inputs: Vec<tokenizers::EncodeInput> =
+            pairs.iter().map(|&(a, b)| (a, b).into()).collect();
+        let encodings = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| e.to_string())?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| (e.get_ids().to_vec(), e.get_type_ids().to_vec()))
             .collect())
     }
 

@@ -2,7 +2,8 @@
 //! `queries.jsonl`, `qrels/<split>.tsv`). Builds a throw-away knowledge base with the chosen
 //! model and chunking (documents are "title text"), runs every judged query, and prints
 //! nDCG@10, recall@100, MRR@10 and hit@5 (a relevant document in the first five), with
-//! ingestion and query timings. SQuAD-style question files (`{"id", "question"}`) work too.
+//! ingestion and query timings; `--rerank MODEL` adds the same searches reranked by a
+//! reranking model. SQuAD-style question files (`{"id", "question"}`) work too.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -20,6 +21,7 @@ use quarry_retrieve::{Fusion, HYBRID_CANDIDATES, fused, lexical_hits};
 use quarry_vectorstores::{HnswParams, HnswStore};
 
 use crate::knowledge_base::{embedding_model_name, load_model};
+use crate::rag::{MetadataSelection, Rerankers, Reranking, rerank_hits};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -51,6 +53,13 @@ pub struct EvalArgs {
     /// Also score other fusions of the same candidates (RRF, other weights).
     #[arg(long)]
     sweep: bool,
+    /// Also rerank each query's SEMANTIC and HYBRID candidates with this reranking model
+    /// from [models] (`rerank-api` or `bert-cross-encoder`) and score the new order.
+    #[arg(long, value_name = "MODEL")]
+    rerank: Option<String>,
+    /// Candidates per query handed to the reranker (the rest keep their places below them).
+    #[arg(long, default_value_t = 50)]
+    rerank_candidates: usize,
 }
 
 /// Metrics summed over queries, for one retrieval mode.
@@ -136,6 +145,16 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
         other => bail!("--chunking {other}: use NONE, DEFAULT, HIERARCHICAL or SEMANTIC"),
     };
     let chunker = quarry_chunkers::chunker_for(&chunking, embedder.clone())?;
+    let reranking = match &args.rerank {
+        Some(name) => Some(Reranking {
+            reranker: Rerankers::from_config(&config)?
+                .get(name)
+                .map_err(anyhow::Error::msg)?,
+            keep: None,
+            metadata: MetadataSelection::None,
+        }),
+        None => None,
+    };
 
     let mut qrels: HashMap<String, HashMap<String, u32>> = HashMap::new();
     let qrels_path = args
@@ -203,6 +222,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let (mut semantic, mut bm25, mut hybrid) =
         (Scores::default(), Scores::default(), Scores::default());
     let mut others: Vec<Scores> = fusions.iter().map(|_| Scores::default()).collect();
+    let (mut semantic_reranked, mut hybrid_reranked) = (Scores::default(), Scores::default());
     // Documents are ranked from more chunks than documents, so chunked corpora still rank 100.
     let walk = 3 * HYBRID_CANDIDATES;
     for batch in queries.chunks(64) {
@@ -226,14 +246,28 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
                 |hits: &[SearchHit]| hits[..hits.len().min(HYBRID_CANDIDATES)].to_vec();
             let (v, w) = (candidates(&by_vector), candidates(&by_words));
             hybrid.seconds += started.elapsed().as_secs_f64();
-            hybrid.add(&documents(&fused(&v, &w, Fusion::default())), relevant);
+            let by_both = fused(&v, &w, Fusion::default());
+            hybrid.add(&documents(&by_both), relevant);
             for ((_, fusion), scores) in fusions.iter().zip(&mut others) {
                 scores.add(&documents(&fused(&v, &w, *fusion)), relevant);
+            }
+            if let Some(reranking) = &reranking {
+                for (hits, scores) in [
+                    (by_vector, &mut semantic_reranked),
+                    (by_both, &mut hybrid_reranked),
+                ] {
+                    let started = Instant::now();
+                    let reranked = reranked(text, hits, args.rerank_candidates, reranking)?;
+                    scores.seconds += started.elapsed().as_secs_f64();
+                    scores.add(&documents(&reranked), relevant);
+                }
             }
         }
     }
     // HYBRID's time is both searches and the fusion.
     hybrid.seconds += semantic.seconds + bm25.seconds;
+    semantic_reranked.seconds += semantic.seconds;
+    hybrid_reranked.seconds += hybrid.seconds;
     let n = queries.len().max(1) as f64;
     println!(
         "{} judged by {}: {} documents, {} judged queries, model {model}, chunking {}",
@@ -255,11 +289,30 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     for ((name, _), scores) in fusions.iter().zip(&others) {
         println!("{}", scores.row(&format!("HYBRID, {name}"), n));
     }
+    if let Some(name) = &args.rerank {
+        let how = format!("reranked by {name} (top {})", args.rerank_candidates);
+        println!("{}", semantic_reranked.row(&format!("SEMANTIC, {how}"), n));
+        println!("{}", hybrid_reranked.row(&format!("HYBRID, {how}"), n));
+    }
     println!(
         "ingestion {:.1} documents/s; query times include embedding the query",
         corpus.len() as f64 / ingest_secs
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first `candidates` hits in the reranker's order, the rest after them as they were.
+fn reranked(
+    query: &str,
+    mut hits: Vec<SearchHit>,
+    candidates: usize,
+    reranking: &Reranking,
+) -> anyhow::Result<Vec<SearchHit>> {
+    let rest = hits.split_off(candidates.min(hits.len()));
+    let mut ranked = rerank_hits(query, hits, reranking)
+        .map_err(|e| anyhow::anyhow!("reranking {query:?}: {e}"))?;
+    ranked.extend(rest);
+    Ok(ranked)
 }
 
 /// An evaluation index (HNSW and BM25) in the given folder, kept for the next run, or in a

@@ -33,7 +33,8 @@ impl Generators {
                 ModelConfig::Bert { .. }
                 | ModelConfig::OpenaiEmbeddings(_)
                 | ModelConfig::Tei(_)
-                | ModelConfig::RerankApi { .. } => continue,
+                | ModelConfig::RerankApi { .. }
+                | ModelConfig::BertCrossEncoder { .. } => continue,
                 ModelConfig::GgufLlama { path } => Arc::new(GgufLlama::new(path.clone())),
                 ModelConfig::Openai {
                     base_url,

@@ -21,7 +21,7 @@ use quarry_retrieve::{Indexes, SearchType};
 use serde_json::Value;
 
 pub use self::generators::{Generators, model_name};
-pub use self::rerankers::{MetadataSelection, Rerankers, Reranking};
+pub use self::rerankers::{MetadataSelection, Rerankers, Reranking, rerank_hits};
 
 /// `textInferenceConfig`.
 #[derive(Debug, Clone)]

@@ -8,44 +8,51 @@ use std::time::Duration;
 use anyhow::Context;
 use quarry_core::SearchHit;
 use quarry_core::config::{Config, ModelConfig};
-use quarry_generate::{RerankApi, RerankApiConfig, Reranker};
+use quarry_embed::CrossEncoder;
+use quarry_generate::{Ranked, RerankApi, RerankApiConfig, RerankError, Reranker};
 
 pub struct Rerankers {
     models: BTreeMap<String, Arc<dyn Reranker>>,
 }
 
 impl Rerankers {
-    /// Every reranking model in the configuration (an API key's variable must be set now).
+    /// Every reranking model in the configuration (an API key's variable must be set now; a
+    /// cross-encoder's weights are read now).
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let mut models: BTreeMap<String, Arc<dyn Reranker>> = BTreeMap::new();
         for (name, model) in &config.models {
-            let ModelConfig::RerankApi {
-                base_url,
-                model,
-                api_key_env,
-                timeout_secs,
-                max_retries,
-            } = model
-            else {
-                continue;
+            let reranker: Arc<dyn Reranker> = match model {
+                ModelConfig::RerankApi {
+                    base_url,
+                    model,
+                    api_key_env,
+                    timeout_secs,
+                    max_retries,
+                } => {
+                    let api_key = api_key_env
+                        .as_deref()
+                        .map(|var| {
+                            std::env::var(var).with_context(|| {
+                                format!("models.{name}.api_key_env: {var} is not set")
+                            })
+                        })
+                        .transpose()?;
+                    Arc::new(RerankApi::new(RerankApiConfig {
+                        base_url: base_url.clone(),
+                        model: model.clone(),
+                        api_key,
+                        timeout: Duration::from_secs(*timeout_secs),
+                        max_retries: *max_retries,
+                    }))
+                }
+                ModelConfig::BertCrossEncoder { path, hub } => {
+                    let model = CrossEncoder::load(path.as_deref(), hub.as_deref())
+                        .with_context(|| format!("loading the cross-encoder {name:?}"))?;
+                    Arc::new(CrossEncoderReranker(model))
+                }
+                _ => continue,
             };
-            let api_key = api_key_env
-                .as_deref()
-                .map(|var| {
-                    std::env::var(var)
-                        .with_context(|| format!("models.{name}.api_key_env: {var} is not set"))
-                })
-                .transpose()?;
-            models.insert(
-                name.clone(),
-                Arc::new(RerankApi::new(RerankApiConfig {
-                    base_url: base_url.clone(),
-                    model: model.clone(),
-                    api_key,
-                    timeout: Duration::from_secs(*timeout_secs),
-                    max_retries: *max_retries,
-                })),
-            );
+            models.insert(name.clone(), reranker);
         }
         Ok(Self { models })
     }
@@ -59,6 +66,32 @@ impl Rerankers {
                 "modelArn {arn}: no reranking model {name:?} is configured in [models] (known: {known:?})"
             )
         })
+    }
+}
+
+/// A cross-encoder run in-process: every document scored against the query, best first.
+pub struct CrossEncoderReranker(pub CrossEncoder);
+
+impl Reranker for CrossEncoderReranker {
+    fn rerank(
+        &self,
+        query: &str,
+        documents: &[String],
+        top_n: usize,
+    ) -> Result<Vec<Ranked>, RerankError> {
+        let texts: Vec<&str> = documents.iter().map(String::as_str).collect();
+        let scores = self
+            .0
+            .scores(query, &texts)
+            .map_err(|e| RerankError(e.to_string()))?;
+        let mut ranked: Vec<Ranked> = scores
+            .into_iter()
+            .enumerate()
+            .map(|(index, score)| Ranked { index, score })
+            .collect();
+        ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
+        ranked.truncate(top_n);
+        Ok(ranked)
     }
 }
 

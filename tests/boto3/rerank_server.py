@@ -5,6 +5,7 @@ every request and behaves by the requested model name:
 
 - "overlap": scores each document by the share of the query's words it contains, ties
   broken towards the *last* document (so its order is visibly not the retriever's);
+- "reverse": the documents in the opposite of the order given;
 - "fail": 500 to every request.
 """
 import json
@@ -41,6 +42,9 @@ class Handler(BaseHTTPRequestHandler):
         query = words(body["query"])
         scored = []
         for i, doc in enumerate(body["documents"]):
+            if body["model"] == "reverse":
+                scored.append((float(i), i))
+                continue
             share = len(query & words(doc)) / max(len(query), 1)
             scored.append((round(share + i * 1e-4, 6), i))
         scored.sort(reverse=True)

@@ -350,10 +350,13 @@ metrics_listen = "127.0.0.1:{metrics_port}"
 
             with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
                 self.assertIn(b"quarry_requests_total", r.read())
+            # On the API's address /metrics is no operation, even for a signed caller.
+            url = server.url + "/metrics"
+            request = urllib.request.Request(url, headers=sign(url, b"", KEY_ID, SECRET, method="GET"))
             with self.assertRaises(urllib.error.HTTPError) as e:
-                urllib.request.urlopen(server.url + "/metrics", timeout=10,
-                                       context=ssl._create_unverified_context())
+                urllib.request.urlopen(request, timeout=10, context=ssl._create_unverified_context())
             self.assertEqual(e.exception.code, 404)
+            self.assertEqual(e.exception.headers["x-amzn-ErrorType"], "UnknownOperationException")
         finally:
             server.close()
 

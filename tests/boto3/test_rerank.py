@@ -1,12 +1,16 @@
 """Reranking through the real AWS SDK for Python: the Rerank operation, and
 rerankingConfiguration in Retrieve and RetrieveAndGenerate, with a `rerank-api` model served
 by `rerank_server.py` (a real HTTP server speaking the common /rerank protocol)."""
+import json
+import os
 import re
+import subprocess
+import tempfile
 import unittest
 
 import botocore.exceptions
 
-from harness import Server
+from harness import MODEL, Server
 from openai_server import OpenAiServer
 from rerank_server import RerankServer
 
@@ -29,7 +33,7 @@ class Rerank(unittest.TestCase):
         cls.reranker = RerankServer()
         cls.llm = OpenAiServer()
         models = ""
-        for name in ("overlap", "fail"):
+        for name in ("overlap", "reverse", "fail"):
             models += f'''
 [models."{name}"]
 kind = "rerank-api"
@@ -152,3 +156,59 @@ model = "cite"
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EvalWithReranking(unittest.TestCase):
+    """`quarry eval --rerank MODEL` scores the searches again in the reranker's order."""
+
+    def test_eval_scores_the_rerankers_order(self):
+        reranker = RerankServer()
+        try:
+            self.run_eval(reranker)
+        finally:
+            reranker.close()
+
+    def run_eval(self, reranker):
+        work = tempfile.mkdtemp(prefix="quarry-eval-rerank-")
+        beir = os.path.join(work, "beir")
+        os.makedirs(os.path.join(beir, "qrels"))
+        docs = {"d1": ("Lighthouses", "The keeper climbs the tower every evening to light the lamp."),
+                "d2": ("Volcanoes", "Magma chambers refill slowly and eruptions eject ash clouds."),
+                "d3": ("Bread", "Sourdough needs a starter fed with flour and water twice a day.")}
+        with open(os.path.join(beir, "corpus.jsonl"), "w") as f:
+            for id, (title, text) in docs.items():
+                f.write(json.dumps({"_id": id, "title": title, "text": text}) + "\n")
+        queries = {"q1": "who lights the lamp in the lighthouse tower", "q2": "how to feed a sourdough starter"}
+        with open(os.path.join(beir, "queries.jsonl"), "w") as f:
+            for id, text in queries.items():
+                f.write(json.dumps({"_id": id, "text": text}) + "\n")
+        with open(os.path.join(beir, "qrels", "test.tsv"), "w") as f:
+            f.write("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+        config = os.path.join(work, "quarry.toml")
+        with open(config, "w") as f:
+            f.write(f'''
+[models.minilm]
+kind = "bert"
+path = "{MODEL}"
+
+[models.reverse]
+kind = "rerank-api"
+base_url = "{reranker.url}"
+model = "reverse"
+''')
+        out = subprocess.run([os.environ["QUARRY_BIN"], "--config", config, "eval", beir, "--split", "test",
+                              "--rerank", "reverse", "--rerank-candidates", "3"],
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rows = {cells[0]: [float(c) for c in cells[1:5]]
+                for line in out.stdout.splitlines() if line.startswith("| ") and not line.startswith("| mode")
+                for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+        # Both queries find their document first; reversed, it is third of three: 1/log2(4).
+        self.assertEqual(rows["SEMANTIC (HNSW)"][0], 1.0, out.stdout)
+        self.assertEqual(rows["HYBRID"][0], 1.0, out.stdout)
+        self.assertEqual(rows["SEMANTIC, reranked by reverse (top 3)"][0], 0.5, out.stdout)
+        self.assertEqual(rows["HYBRID, reranked by reverse (top 3)"][0], 0.5, out.stdout)
+        sent = reranker.requests()
+        self.assertEqual(len(sent), 4, "one request per query and search type")
+        self.assertEqual(sorted({r["body"]["query"] for r in sent}), sorted(queries.values()))
+        self.assertTrue(all(len(r["body"]["documents"]) == 3 for r in sent), sent)
