@@ -192,10 +192,19 @@ pub fn open_store(
     dimension: usize,
 ) -> anyhow::Result<Arc<dyn VectorStore>> {
     Ok(match config {
-        VectorStoreConfig::Hnsw => Arc::new(HnswStore::open(
+        VectorStoreConfig::Hnsw {
+            m,
+            ef_construction,
+            ef_search,
+        } => Arc::new(HnswStore::open(
             &kb_dir.join("hnsw"),
             dimension,
-            HnswParams::default(),
+            HnswParams {
+                max_connections: *m,
+                ef_construction: *ef_construction,
+                ef_search: *ef_search,
+                ..HnswParams::default()
+            },
         )?),
         VectorStoreConfig::Pgvector {
             url,

@@ -301,6 +301,32 @@ pub enum ModelConfig {
     },
 }
 
+impl Default for VectorStoreConfig {
+    fn default() -> Self {
+        Self::Hnsw {
+            m: default_hnsw_m(),
+            ef_construction: default_hnsw_ef_construction(),
+            ef_search: default_hnsw_ef_search(),
+        }
+    }
+}
+
+impl VectorStoreConfig {
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Self::Hnsw { .. })
+    }
+}
+
+fn default_hnsw_m() -> usize {
+    16
+}
+fn default_hnsw_ef_construction() -> usize {
+    200
+}
+fn default_hnsw_ef_search() -> usize {
+    100
+}
+
 fn default_rerank_timeout_secs() -> u64 {
     30
 }
@@ -401,12 +427,21 @@ pub struct KnowledgeBaseConfig {
     pub tags: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum VectorStoreConfig {
     /// In-process HNSW index, persisted in the data directory.
-    #[default]
-    Hnsw,
+    Hnsw {
+        /// Links per node on the upper layers (twice as many on the bottom one).
+        #[serde(default = "default_hnsw_m")]
+        m: usize,
+        /// Candidates weighed when a chunk is linked in: higher builds slower, finds better.
+        #[serde(default = "default_hnsw_ef_construction")]
+        ef_construction: usize,
+        /// Candidates walked per search (at least 4 × the results asked for).
+        #[serde(default = "default_hnsw_ef_search")]
+        ef_search: usize,
+    },
     /// A PostgreSQL table with pgvector (Bedrock's RDS/Aurora option).
     Pgvector {
         /// `postgres://user@host:port/database` (the password, if any, from `password_env`).
@@ -772,7 +807,7 @@ impl Config {
                 .knowledge_bases
                 .iter()
                 .enumerate()
-                .find(|(_, kb)| kb.vector_store == VectorStoreConfig::Hnsw)
+                .find(|(_, kb)| kb.vector_store.is_embedded())
             {
                 return Err(ConfigError {
                     span: None,
@@ -789,6 +824,26 @@ impl Config {
         let mut ds_ids = BTreeMap::new();
         for (i, kb) in self.knowledge_bases.iter_mut().enumerate() {
             let here = |field: &str| format!("knowledge_bases[{i}].{field}");
+            if let VectorStoreConfig::Hnsw {
+                m,
+                ef_construction,
+                ef_search,
+            } = &kb.vector_store
+            {
+                for (name, value, low, high) in [
+                    ("m", *m, 2, 128),
+                    ("ef_construction", *ef_construction, 1, 10_000),
+                    ("ef_search", *ef_search, 1, 10_000),
+                ] {
+                    if !(low..=high).contains(&value) {
+                        return Err(ConfigError {
+                            span: None,
+                            field: here(&format!("vector_store.{name}")),
+                            message: format!("must be from {low} to {high}, got {value}"),
+                        });
+                    }
+                }
+            }
             if kb_ids.insert(kb.id.get_ref().clone(), ()).is_some() {
                 return Err(spanned(&kb.id, here("id"), "duplicate knowledge base id"));
             }

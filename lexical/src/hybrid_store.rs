@@ -112,9 +112,18 @@ impl VectorStore for HybridStore {
     }
 
     fn end_batch(&self) -> Result<(), StoreError> {
-        let mut held = self.held();
-        held.batches = held.batches.saturating_sub(1);
-        self.apply_held(&mut held)
+        let last = {
+            let mut held = self.held();
+            held.batches = held.batches.saturating_sub(1);
+            self.apply_held(&mut held)?;
+            held.batches == 0
+        };
+        // The vector store's own end of batch (the HNSW store saves its graph) once no
+        // batch is open.
+        if last {
+            self.vectors.end_batch()?;
+        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<(), StoreError> {

@@ -245,7 +245,7 @@ impl Registry {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         self.check_name_free(kb.name.get_ref(), None)?;
         if let Some(cluster) = &self.cluster {
-            if kb.vector_store == quarry_core::config::VectorStoreConfig::Hnsw {
+            if kb.vector_store.is_embedded() {
                 kb.vector_store = cluster.default_store(kb.id.get_ref().as_str());
             }
             let created_at = rows::insert(&cluster.db, &kb).map_err(write_error)?;

@@ -8,6 +8,6 @@ pub mod pgvector;
 pub mod qdrant;
 pub mod suite;
 
-pub use hnsw::{HnswParams, HnswStore};
+pub use hnsw::{HnswParams, HnswStore, Opened};
 pub use pgvector::{FieldMapping, PgVectorConfig, PgVectorStore};
 pub use qdrant::{QdrantConfig, QdrantStore};

@@ -15,3 +15,195 @@ fn open(dir: &Path, dimension: usize) -> Box<dyn VectorStore> {
 }
 
 quarry_vectorstores::vector_store_suite!(open);
+
+/// The graph on disk: saved, reopened, replayed after a crash, rebuilt when it cannot be
+/// trusted; each time the searches must be what they were.
+mod saved_graph {
+    use std::path::Path;
+
+    use quarry_core::{StoredChunk, VectorStore};
+    use quarry_vectorstores::{HnswParams, HnswStore, Opened};
+
+    const DIM: usize = 16;
+
+    fn chunks(doc: usize, count: usize) -> Vec<StoredChunk> {
+        (0..count)
+            .map(|i| {
+                let mut state = (doc * 1000 + i) as u64 * 2_654_435_761 + 1;
+                let vector: Vec<f32> = (0..DIM)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6_364_136_223_846_793_005)
+                            .wrapping_add(1_442_695_040_888_963_407);
+                        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+                    })
+                    .collect();
+                let mut c = quarry_vectorstores::suite::chunk(
+                    &format!("doc{doc}-{i}"),
+                    &format!("doc{doc}"),
+                    vector,
+                    Default::default(),
+                );
+                c.metadata
+                    .insert("n".into(), quarry_core::MetadataValue::Number(i as f64));
+                c
+            })
+            .collect()
+    }
+
+    fn open(dir: &Path) -> HnswStore {
+        HnswStore::open(dir, DIM, HnswParams::default()).unwrap()
+    }
+
+    /// Top 10s (ids and scores) of some queries, filtered and not.
+    fn answers(store: &HnswStore) -> Vec<Vec<(String, f32)>> {
+        let filter = quarry_core::Filter::from_json(
+            &serde_json::json!({"greaterThan": {"key": "n", "value": 3}}),
+        )
+        .unwrap();
+        (0..20)
+            .flat_map(|q| {
+                let query = chunks(900 + q, 1).remove(0).vector;
+                [None, Some(&filter)].map(|f| {
+                    store
+                        .search(&query, 10, f)
+                        .unwrap()
+                        .into_iter()
+                        .map(|h| (h.chunk.id, h.score))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect()
+    }
+
+    fn fill(store: &HnswStore, docs: std::ops::Range<usize>) {
+        for doc in docs {
+            store.upsert(&chunks(doc, 8)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_saved_graph_reopens_with_the_same_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        assert!(matches!(store.opened(), Opened::Rebuilt { .. }));
+        fill(&store, 0..300);
+        store.delete_document("DS00000001", "doc7").unwrap();
+        store.end_batch().unwrap();
+        let before = answers(&store);
+        drop(store);
+
+        let store = open(dir.path());
+        assert_eq!(
+            store.opened(),
+            &Opened::Saved {
+                replayed_documents: 0
+            }
+        );
+        assert_eq!(store.len().unwrap(), 299 * 8);
+        assert_eq!(answers(&store), before);
+        // Text and metadata still come from the table.
+        let hit = &store.search(&chunks(3, 1)[0].vector, 1, None).unwrap()[0];
+        assert_eq!(hit.chunk.text, "text of doc3-0");
+    }
+
+    #[test]
+    fn changes_after_the_last_save_are_replayed_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        fill(&store, 0..200);
+        store.end_batch().unwrap();
+        // Changed, added and deleted documents after the save; then the process dies
+        // without saving again.
+        let mut changed = chunks(5, 3);
+        changed.iter_mut().for_each(|c| c.vector.reverse());
+        store.delete_document("DS00000001", "doc5").unwrap();
+        store.upsert(&changed).unwrap();
+        fill(&store, 200..230);
+        store.delete_document("DS00000001", "doc9").unwrap();
+        let mut metadata = quarry_core::Metadata::new();
+        metadata.insert("n".into(), quarry_core::MetadataValue::Number(100.0));
+        store
+            .set_document_metadata("DS00000001", "doc11", &metadata)
+            .unwrap();
+        let before = answers(&store);
+        std::mem::forget(store);
+
+        let store = open(dir.path());
+        assert_eq!(
+            store.opened(),
+            &Opened::Saved {
+                replayed_documents: 33
+            }
+        );
+        assert_eq!(store.len().unwrap(), 228 * 8 + 3);
+        assert_eq!(answers(&store), before);
+    }
+
+    #[test]
+    fn a_torn_or_corrupt_file_is_rebuilt_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        fill(&store, 0..100);
+        drop(store);
+        let file = dir.path().join("graph.snapshot");
+        let good = std::fs::read(&file).unwrap();
+        let before = answers(&open(dir.path()));
+
+        let mut flipped = good.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0x40;
+        for (damage, bytes) in [
+            ("checksum", flipped),
+            ("ends early", good[..good.len() * 2 / 3].to_vec()),
+            ("not a graph file", b"garbage".repeat(100)),
+        ] {
+            std::fs::write(&file, &bytes).unwrap();
+            let store = open(dir.path());
+            match store.opened() {
+                Opened::Rebuilt { why } => assert!(why.contains(damage), "{why}"),
+                other => panic!("{damage}: {other:?}"),
+            }
+            assert_eq!(answers(&store), before, "{damage}");
+            drop(store);
+            // The rebuilt graph was saved again, whole.
+            assert_eq!(std::fs::read(&file).unwrap(), good, "{damage}");
+        }
+    }
+
+    #[test]
+    fn a_stale_file_or_other_settings_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        fill(&store, 0..50);
+        store.end_batch().unwrap();
+        let file = dir.path().join("graph.snapshot");
+        let old = std::fs::read(&file).unwrap();
+        fill(&store, 50..80);
+        store.delete_document("DS00000001", "doc1").unwrap();
+        store.end_batch().unwrap();
+        let before = answers(&store);
+        drop(store);
+
+        // A graph saved before changes the log no longer holds.
+        std::fs::write(&file, &old).unwrap();
+        let store = open(dir.path());
+        match store.opened() {
+            Opened::Rebuilt { why } => assert!(why.contains("stale"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(answers(&store), before);
+        drop(store);
+
+        // Other graph settings than the file was built with.
+        let params = HnswParams {
+            max_connections: 8,
+            ..HnswParams::default()
+        };
+        let store = HnswStore::open(dir.path(), DIM, params).unwrap();
+        match store.opened() {
+            Opened::Rebuilt { why } => assert!(why.contains("m = 16"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -197,7 +197,7 @@ pub async fn create(
     check_tags(&tags, "tags")?;
     let vector_store = match req.storage_configuration {
         Some(s) => storage::vector_store(&state.registry.config.rds, s)?,
-        None => VectorStoreConfig::Hnsw,
+        None => VectorStoreConfig::default(),
     };
     if !principal.is_unrestricted()
         && !principal

@@ -119,7 +119,7 @@ pub fn vector_store(rds: &RdsConfig, s: StorageConfiguration) -> ApiResult<Vecto
 /// type names for the others.
 pub fn reported(store: &VectorStoreConfig, rds: &RdsConfig, account: &str) -> Value {
     match store {
-        VectorStoreConfig::Hnsw => json!({ "type": "QUARRY_HNSW" }),
+        VectorStoreConfig::Hnsw { .. } => json!({ "type": "QUARRY_HNSW" }),
         VectorStoreConfig::Qdrant { collection, .. } => {
             json!({ "type": "QUARRY_QDRANT", "quarryQdrantConfiguration": { "collectionName": collection } })
         }

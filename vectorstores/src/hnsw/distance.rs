@@ -1,16 +1,4 @@
-//! Cosine on unit vectors, for hnsw_rs. Its own `DistDot` asserts `1 - dot >= 0`, which
-//! rounding breaks for identical unit vectors; this one clamps.
-
-use anndists::dist::Distance;
-
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct UnitCosine;
-
-impl Distance<f32> for UnitCosine {
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        (1.0 - dot(a, b)).max(0.0)
-    }
-}
+//! Cosine on unit vectors: their dot product.
 
 /// Dot product in eight independent lanes, so the compiler can vectorise it.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -1,5 +1,8 @@
-//! The default store: chunks and vectors in SQLite (the durable copy), an HNSW graph
-//! (hnsw_rs) in memory, rebuilt from SQLite when the store opens.
+//! The default store: chunks and vectors in SQLite (the durable copy), an HNSW graph in
+//! memory, saved beside it (`graph.snapshot`) when a batch of writes ends and when the store
+//! closes. Every write is also noted in the table's change log, in the same transaction, so
+//! a graph saved before a crash is brought up to date by replaying the documents changed
+//! since; a graph file that cannot be trusted is rebuilt from the table.
 //!
 //! Deletes and replacements leave tombstones in the graph that searches skip; the graph is
 //! rebuilt when they pass a quarter of it. A filtered search first finds the chunks the
@@ -8,17 +11,29 @@
 
 mod distance;
 mod graph;
+mod snapshot;
 mod sqlite;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorStore};
 
-use self::graph::Graph;
+use self::graph::{Graph, Vectors};
 use self::sqlite::ChunkTable;
 use crate::metadata_document::check_dimension;
+
+const NEVER_SAVED: i64 = -1;
+
+/// Where the graph came from when the store opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Read from its file, with this many documents changed since replayed from the table.
+    Saved { replayed_documents: usize },
+    /// Built from the table, for this reason (the file was missing, stale or corrupt).
+    Rebuilt { why: String },
+}
 
 /// Tuning of the HNSW store.
 #[derive(Debug, Clone)]
@@ -42,49 +57,103 @@ impl Default for HnswParams {
     }
 }
 
-/// What the graph needs of each live chunk; text and spans stay in SQLite.
+/// What searches need of each live chunk besides its vector; text and spans stay in SQLite.
 struct Entry {
     chunk_id: String,
     data_source_id: String,
     document_key: String,
     /// User metadata with the system keys, as filters see it.
     metadata: Metadata,
-    vector: Vec<f32>,
 }
 
 struct Index {
     graph: Graph,
-    /// Slot (the graph's id) → entry; `None` once deleted or replaced.
+    /// Each slot's vector (the graph's node ids are slots).
+    vectors: Vectors,
+    /// Slot → entry; `None` once deleted or replaced.
     slots: Vec<Option<Entry>>,
-    by_chunk: HashMap<String, usize>,
+    by_chunk: HashMap<String, u32>,
     live: usize,
 }
 
 pub struct HnswStore {
+    dir: PathBuf,
     table: Mutex<ChunkTable>,
     index: RwLock<Index>,
     dimension: usize,
     params: HnswParams,
+    /// The change (in the table's change log) the saved graph includes.
+    saved_through: Mutex<i64>,
+    opened: Opened,
 }
 
 impl HnswStore {
-    /// Opens (or creates) the store in `dir`, for vectors of `dimension`.
+    /// Opens (or creates) the store in `dir`, for vectors of `dimension`. The graph is read
+    /// from its saved file and brought up to date from the table's change log; a file that
+    /// is missing, from another build or settings, stale or corrupt is rebuilt from the table.
     pub fn open(dir: &Path, dimension: usize, params: HnswParams) -> Result<Self, StoreError> {
         let table = ChunkTable::open(&dir.join("vectors.sqlite"), dimension)?;
-        let rows = table.load_all()?;
-        let mut index = Index {
-            graph: Graph::new(&params, rows.len()),
-            slots: Vec::with_capacity(rows.len()),
-            by_chunk: HashMap::with_capacity(rows.len()),
-            live: 0,
+        let path = dir.join(snapshot::FILE);
+        let (index, saved_through, opened) = match snapshot::load(&path, dimension, &params)
+            .and_then(|(index, seq)| replay(&table, index, seq).map(|(index, n)| (index, seq, n)))
+        {
+            Ok((index, seq, replayed_documents)) => {
+                (index, seq, Opened::Saved { replayed_documents })
+            }
+            Err(why) => {
+                if path.exists() {
+                    tracing::warn!(file = %path.display(), why, "rebuilding the HNSW graph from the chunk table");
+                }
+                let started = std::time::Instant::now();
+                let rows = table.load_all()?;
+                let mut index = Index::new(&params, dimension, rows.len());
+                index.add(rows.into_iter().map(Entry::split).collect());
+                tracing::info!(
+                    chunks = index.live,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "HNSW graph built"
+                );
+                // Never saved: the first save writes it whatever changed.
+                (index, NEVER_SAVED, Opened::Rebuilt { why })
+            }
         };
-        index.add(rows.into_iter().map(Entry::from).collect());
         Ok(Self {
+            dir: dir.to_path_buf(),
             table: Mutex::new(table),
             index: RwLock::new(index),
             dimension,
             params,
+            saved_through: Mutex::new(saved_through),
+            opened,
         })
+    }
+
+    /// Whether the graph was read from its file or rebuilt, and why.
+    pub fn opened(&self) -> &Opened {
+        &self.opened
+    }
+
+    /// Saves the graph if anything changed since it was last saved. Writes are held while
+    /// it is written (searches are not), so the file and the change log agree.
+    pub fn save(&self) -> Result<(), StoreError> {
+        let mut table = self.table();
+        let last = table.last_change()?;
+        let mut saved = self.saved_through.lock().unwrap_or_else(|p| p.into_inner());
+        if last <= *saved && *saved != NEVER_SAVED {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let index = self.index_read();
+        snapshot::save(&self.dir.join(snapshot::FILE), &index, last, &self.params)
+            .map_err(|e| StoreError::Storage(format!("saving the HNSW graph: {e}")))?;
+        drop(index);
+        table.forget_changes_through(last)?;
+        *saved = last;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "HNSW graph saved"
+        );
+        Ok(())
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, ChunkTable> {
@@ -100,29 +169,97 @@ impl HnswStore {
     }
 }
 
+impl Drop for HnswStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.save() {
+            tracing::warn!(error = %e, "the HNSW graph was not saved; the next start replays the change log");
+        }
+    }
+}
+
+/// Brings a saved graph up to date: every document changed since `seq` is taken out and
+/// read again from the table. A table that disagrees with the result is not trusted.
+fn replay(table: &ChunkTable, mut index: Index, seq: i64) -> Result<(Index, usize), String> {
+    let last = table.last_change().map_err(|e| e.to_string())?;
+    if last < seq {
+        return Err(format!(
+            "the graph was saved at change {seq}, but the table's log ends at {last}"
+        ));
+    }
+    let forgotten = table
+        .changes_forgotten_through()
+        .map_err(|e| e.to_string())?;
+    if seq < forgotten {
+        return Err(format!(
+            "stale: saved at change {seq}, but the log only keeps changes after {forgotten}"
+        ));
+    }
+    let changed = table
+        .changed_documents_since(seq)
+        .map_err(|e| e.to_string())?;
+    if !changed.is_empty() {
+        let stale: Vec<u32> = index
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                e.as_ref()
+                    .filter(|e| {
+                        changed.contains(&(e.data_source_id.clone(), e.document_key.clone()))
+                    })
+                    .map(|_| i as u32)
+            })
+            .collect();
+        for slot in stale {
+            index.remove_slot(slot);
+        }
+        let rows = table.load_documents(&changed).map_err(|e| e.to_string())?;
+        index.add(rows.into_iter().map(Entry::split).collect());
+        tracing::info!(
+            documents = changed.len(),
+            "HNSW graph: replayed changes since it was saved"
+        );
+    }
+    let rows = table.len().map_err(|e| e.to_string())?;
+    if rows != index.live {
+        return Err(format!(
+            "the graph holds {} chunks, the table {rows}",
+            index.live
+        ));
+    }
+    Ok((index, changed.len()))
+}
+
 impl Index {
-    fn add(&mut self, entries: Vec<Entry>) {
-        let first = self.slots.len();
-        for entry in &entries {
+    fn new(params: &HnswParams, dimension: usize, capacity: usize) -> Self {
+        let mut vectors = Vectors::new(dimension);
+        vectors.data.reserve(capacity * dimension);
+        Self {
+            graph: Graph::new(params.max_connections, params.ef_construction),
+            vectors,
+            slots: Vec::with_capacity(capacity),
+            by_chunk: HashMap::with_capacity(capacity),
+            live: 0,
+        }
+    }
+
+    fn add(&mut self, entries: Vec<(Entry, Vec<f32>)>) {
+        for (entry, _) in &entries {
             if let Some(old) = self.by_chunk.get(&entry.chunk_id).copied() {
                 self.remove_slot(old);
             }
         }
-        for (i, entry) in entries.into_iter().enumerate() {
-            self.by_chunk.insert(entry.chunk_id.clone(), first + i);
+        for (entry, vector) in entries {
+            let slot = self.vectors.push(&vector);
+            self.graph.insert(&self.vectors);
+            self.by_chunk.insert(entry.chunk_id.clone(), slot);
             self.slots.push(Some(entry));
             self.live += 1;
         }
-        let new: Vec<(&[f32], usize)> = self.slots[first..]
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (e.vector.as_slice(), first + i)))
-            .collect();
-        self.graph.insert(&new);
     }
 
-    fn remove_slot(&mut self, slot: usize) {
-        if let Some(entry) = self.slots[slot].take() {
+    fn remove_slot(&mut self, slot: u32) {
+        if let Some(entry) = self.slots[slot as usize].take() {
             self.by_chunk.remove(&entry.chunk_id);
             self.live -= 1;
         }
@@ -137,20 +274,17 @@ impl Index {
         if self.tombstones() < 1000 || self.tombstones() * 4 < self.slots.len() {
             return;
         }
-        let entries: Vec<Entry> = std::mem::take(&mut self.slots)
+        let old = std::mem::replace(self, Index::new(params, self.vectors.dim, self.live));
+        let entries: Vec<(Entry, Vec<f32>)> = old
+            .slots
             .into_iter()
-            .flatten()
+            .enumerate()
+            .filter_map(|(i, e)| e.map(|e| (e, old.vectors.get(i as u32).to_vec())))
             .collect();
-        *self = Index {
-            graph: Graph::new(params, entries.len()),
-            slots: Vec::with_capacity(entries.len()),
-            by_chunk: HashMap::with_capacity(entries.len()),
-            live: 0,
-        };
         self.add(entries);
     }
 
-    fn document_slots(&self, data_source_id: &str, document_key: &str) -> Vec<usize> {
+    fn document_slots(&self, data_source_id: &str, document_key: &str) -> Vec<u32> {
         self.slots
             .iter()
             .enumerate()
@@ -159,7 +293,7 @@ impl Index {
                     .filter(|e| {
                         e.data_source_id == data_source_id && e.document_key == document_key
                     })
-                    .map(|_| i)
+                    .map(|_| i as u32)
             })
             .collect()
     }
@@ -168,6 +302,11 @@ impl Index {
 impl VectorStore for HnswStore {
     fn dimension(&self) -> usize {
         self.dimension
+    }
+
+    /// A batch of writes (a sync) is over: the graph is saved if it changed.
+    fn end_batch(&self) -> Result<(), StoreError> {
+        self.save()
     }
 
     fn upsert(&self, chunks: &[StoredChunk]) -> Result<(), StoreError> {
@@ -181,11 +320,14 @@ impl VectorStore for HnswStore {
                 ..c.clone()
             })
             .collect();
-        self.table().upsert(&chunks)?;
-        let entries = chunks.into_iter().map(Entry::from).collect();
+        // The table stays locked until the graph has the change, so a save sees both or neither.
+        let mut table = self.table();
+        table.upsert(&chunks)?;
+        let entries = chunks.into_iter().map(Entry::split).collect();
         let mut index = self.index_write();
         index.add(entries);
         index.compact_if_needed(&self.params);
+        drop(table);
         Ok(())
     }
 
@@ -194,12 +336,14 @@ impl VectorStore for HnswStore {
         data_source_id: &str,
         document_key: &str,
     ) -> Result<usize, StoreError> {
-        let removed = self.table().delete_document(data_source_id, document_key)?;
+        let mut table = self.table();
+        let removed = table.delete_document(data_source_id, document_key)?;
         let mut index = self.index_write();
         for slot in index.document_slots(data_source_id, document_key) {
             index.remove_slot(slot);
         }
         index.compact_if_needed(&self.params);
+        drop(table);
         Ok(removed)
     }
 
@@ -209,12 +353,11 @@ impl VectorStore for HnswStore {
         document_key: &str,
         metadata: &Metadata,
     ) -> Result<usize, StoreError> {
-        let updated = self
-            .table()
-            .set_document_metadata(data_source_id, document_key, metadata)?;
+        let mut table = self.table();
+        let updated = table.set_document_metadata(data_source_id, document_key, metadata)?;
         let mut index = self.index_write();
         for slot in index.document_slots(data_source_id, document_key) {
-            if let Some(entry) = index.slots[slot].as_mut() {
+            if let Some(entry) = index.slots[slot as usize].as_mut() {
                 let system: Vec<_> = entry
                     .metadata
                     .iter()
@@ -225,6 +368,7 @@ impl VectorStore for HnswStore {
                 entry.metadata.extend(system);
             }
         }
+        drop(table);
         Ok(updated)
     }
 
@@ -246,32 +390,39 @@ impl VectorStore for HnswStore {
             let ef = self.params.ef_search.max(4 * k);
             match filter {
                 Some(f) => {
-                    let passing: Vec<usize> = index
+                    let passing: Vec<u32> = index
                         .slots
                         .iter()
                         .enumerate()
                         .filter_map(|(i, e)| {
-                            e.as_ref().filter(|e| f.matches(&e.metadata)).map(|_| i)
+                            e.as_ref()
+                                .filter(|e| f.matches(&e.metadata))
+                                .map(|_| i as u32)
                         })
                         .collect();
                     if passing.len() <= self.params.exact_search_below {
                         exact(&index, &passing, &query, k)
                     } else {
-                        index.graph.search(&query, k, ef, Some(&passing))
+                        let allowed = |n: u32| passing.binary_search(&n).is_ok();
+                        index
+                            .graph
+                            .search(&index.vectors, &query, k, ef, Some(&allowed))
                     }
                 }
-                None if index.tombstones() == 0 => index.graph.search(&query, k, ef, None),
+                None if index.tombstones() == 0 => {
+                    index.graph.search(&index.vectors, &query, k, ef, None)
+                }
                 None => {
-                    let alive: Vec<usize> = (0..index.slots.len())
-                        .filter(|&i| index.slots[i].is_some())
-                        .collect();
-                    index.graph.search(&query, k, ef, Some(&alive))
+                    let alive = |n: u32| index.slots[n as usize].is_some();
+                    index
+                        .graph
+                        .search(&index.vectors, &query, k, ef, Some(&alive))
                 }
             }
             .into_iter()
-            .filter_map(|(slot, _)| {
-                let entry = index.slots[slot].as_ref()?;
-                Some((entry.chunk_id.clone(), distance::dot(&query, &entry.vector)))
+            .filter_map(|(slot, score)| {
+                let entry = index.slots[slot as usize].as_ref()?;
+                Some((entry.chunk_id.clone(), score))
             })
             .collect()
         };
@@ -314,28 +465,26 @@ impl VectorStore for HnswStore {
 }
 
 /// The `k` best of `slots` by exact cosine.
-fn exact(index: &Index, slots: &[usize], query: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let mut scored: Vec<(usize, f32)> = slots
+fn exact(index: &Index, slots: &[u32], query: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let mut scored: Vec<(u32, f32)> = slots
         .iter()
-        .filter_map(|&s| {
-            index.slots[s]
-                .as_ref()
-                .map(|e| (s, distance::dot(query, &e.vector)))
-        })
+        .filter(|&&s| index.slots[s as usize].is_some())
+        .map(|&s| (s, distance::dot(query, index.vectors.get(s))))
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     scored.truncate(k);
     scored
 }
 
-impl From<StoredChunk> for Entry {
-    fn from(chunk: StoredChunk) -> Self {
-        Entry {
+impl Entry {
+    /// A chunk's entry and its vector.
+    fn split(chunk: StoredChunk) -> (Self, Vec<f32>) {
+        let entry = Entry {
             metadata: chunk.full_metadata(),
             chunk_id: chunk.id,
             data_source_id: chunk.data_source_id,
             document_key: chunk.document_key,
-            vector: chunk.vector,
-        }
+        };
+        (entry, chunk.vector)
     }
 }

@@ -1,7 +1,7 @@
 //! The durable copy of the chunks: one SQLite table, written in transactions, so a crash
 //! leaves either the old or the new state of a batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use quarry_core::{Metadata, StoreError, StoredChunk};
@@ -40,7 +40,12 @@ impl ChunkTable {
                  metadata TEXT NOT NULL,
                  vector BLOB NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (data_source_id, document_key);",
+             CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (data_source_id, document_key);
+             CREATE TABLE IF NOT EXISTS changes (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 data_source_id TEXT NOT NULL,
+                 document_key TEXT NOT NULL
+             );",
         )
         .map_err(storage)?;
         for (key, value) in [
@@ -128,6 +133,15 @@ impl ChunkTable {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(storage)?;
+            let mut documents: Vec<(&str, &str)> = chunks
+                .iter()
+                .map(|c| (c.data_source_id.as_str(), c.document_key.as_str()))
+                .collect();
+            documents.sort_unstable();
+            documents.dedup();
+            for (data_source_id, document_key) in documents {
+                note_change(&tx, data_source_id, document_key)?;
+            }
             for c in chunks {
                 let vector: Vec<u8> = c.vector.iter().flat_map(|x| x.to_le_bytes()).collect();
                 stmt.execute(params![
@@ -153,12 +167,16 @@ impl ChunkTable {
         data_source_id: &str,
         document_key: &str,
     ) -> Result<usize, StoreError> {
-        self.db
+        let tx = self.db.transaction().map_err(storage)?;
+        note_change(&tx, data_source_id, document_key)?;
+        let removed = tx
             .execute(
                 "DELETE FROM chunks WHERE data_source_id = ?1 AND document_key = ?2",
                 params![data_source_id, document_key],
             )
-            .map_err(storage)
+            .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(removed)
     }
 
     pub fn set_document_metadata(
@@ -167,7 +185,9 @@ impl ChunkTable {
         document_key: &str,
         metadata: &Metadata,
     ) -> Result<usize, StoreError> {
-        self.db
+        let tx = self.db.transaction().map_err(storage)?;
+        note_change(&tx, data_source_id, document_key)?;
+        let updated = tx
             .execute(
                 "UPDATE chunks SET metadata = ?3 WHERE data_source_id = ?1 AND document_key = ?2",
                 params![
@@ -176,6 +196,104 @@ impl ChunkTable {
                     serde_json::to_string(metadata).map_err(storage)?
                 ],
             )
+            .map_err(storage)?;
+        tx.commit().map_err(storage)?;
+        Ok(updated)
+    }
+
+    /// The last change noted in the change log (0 when none ever was).
+    pub fn last_change(&self) -> Result<i64, StoreError> {
+        // AUTOINCREMENT keeps the highest number ever given in sqlite_sequence, so the log
+        // can be emptied without numbers coming back.
+        let logged: Option<i64> = self
+            .db
+            .query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))
+            .map_err(storage)?;
+        let given: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        Ok(logged.unwrap_or(0).max(given.unwrap_or(0)))
+    }
+
+    /// The documents changed after change `seq`.
+    pub fn changed_documents_since(
+        &self,
+        seq: i64,
+    ) -> Result<HashSet<(String, String)>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT DISTINCT data_source_id, document_key FROM changes WHERE seq > ?1")
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(storage)?;
+        rows.collect::<Result<_, _>>().map_err(storage)
+    }
+
+    /// Empties the change log up to `seq` (a saved graph holds those changes).
+    pub fn forget_changes_through(&mut self, seq: i64) -> Result<(), StoreError> {
+        let tx = self.db.transaction().map_err(storage)?;
+        tx.execute("DELETE FROM changes WHERE seq <= ?1", [seq])
+            .map_err(storage)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('changes_forgotten_through', ?1)",
+            [seq],
+        )
+        .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    /// The last change no longer in the log: a graph saved before it cannot be replayed.
+    pub fn changes_forgotten_through(&self) -> Result<i64, StoreError> {
+        let v: Option<i64> = self
+            .db
+            .query_row(
+                "SELECT value FROM store_meta WHERE key = 'changes_forgotten_through'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Every chunk of these documents, without text.
+    pub fn load_documents(
+        &self,
+        documents: &HashSet<(String, String)>,
+    ) -> Result<Vec<StoredChunk>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare_cached(
+                "SELECT chunk_id, data_source_id, document_key, source_uri, span_start, span_end,
+                        page, metadata, vector FROM chunks
+                 WHERE data_source_id = ?1 AND document_key = ?2 ORDER BY rowid",
+            )
+            .map_err(storage)?;
+        let mut out = Vec::new();
+        for (data_source_id, document_key) in documents {
+            let rows = stmt
+                .query_map(params![data_source_id, document_key], |r| {
+                    row_to_chunk(r, String::new())
+                })
+                .map_err(storage)?;
+            for row in rows {
+                out.push(row.map_err(storage)??);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn len(&self) -> Result<usize, StoreError> {
+        self.db
+            .query_row("SELECT COUNT(*) FROM chunks", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
             .map_err(storage)
     }
 
@@ -204,6 +322,18 @@ impl ChunkTable {
             .map_err(storage)?;
         ids.collect::<Result<Vec<String>, _>>().map_err(storage)
     }
+}
+
+/// Notes in the change log that a document changed (inside the caller's transaction).
+fn note_change(
+    tx: &rusqlite::Transaction<'_>,
+    data_source_id: &str,
+    document_key: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO changes (data_source_id, document_key) VALUES (?1, ?2)")
+        .and_then(|mut stmt| stmt.execute(params![data_source_id, document_key]))
+        .map(drop)
+        .map_err(storage)
 }
 
 fn row_to_chunk(
