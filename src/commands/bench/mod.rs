@@ -2,6 +2,7 @@
 
 pub mod parse;
 pub mod populate;
+pub mod recall;
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -10,6 +11,9 @@ pub enum BenchCommand {
     /// Parse every document under a folder and print per format files, pages, MB, seconds
     /// and failures by reason.
     Parse(parse::ParseBenchArgs),
+    /// Recall@10 of the embedded HNSW graph against exact search, and its search-only
+    /// queries per second, at several ef_search settings.
+    Recall(recall::RecallArgs),
 }
 
 pub fn run(
@@ -19,5 +23,6 @@ pub fn run(
     match command {
         BenchCommand::Populate(args) => populate::run(config, args),
         BenchCommand::Parse(args) => parse::run(args),
+        BenchCommand::Recall(args) => recall::run(config, args),
     }
 }

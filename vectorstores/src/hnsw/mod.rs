@@ -128,6 +128,31 @@ impl HnswStore {
         })
     }
 
+    /// The `k` chunk ids the graph finds for `query` with `ef` candidates, unfiltered: what
+    /// a recall measurement compares with [`Self::exact_top`].
+    pub fn graph_top(&self, query: &[f32], k: usize, ef: usize) -> Vec<String> {
+        let query = distance::normalized(query);
+        let index = self.index_read();
+        let alive = |n: u32| index.slots[n as usize].is_some();
+        index
+            .graph
+            .search(&index.vectors, &query, k, ef, Some(&alive))
+            .into_iter()
+            .filter_map(|(slot, _)| Some(index.slots[slot as usize].as_ref()?.chunk_id.clone()))
+            .collect()
+    }
+
+    /// The `k` chunk ids nearest `query` by exact cosine over every chunk.
+    pub fn exact_top(&self, query: &[f32], k: usize) -> Vec<String> {
+        let query = distance::normalized(query);
+        let index = self.index_read();
+        let all: Vec<u32> = (0..index.slots.len() as u32).collect();
+        exact(&index, &all, &query, k)
+            .into_iter()
+            .filter_map(|(slot, _)| Some(index.slots[slot as usize].as_ref()?.chunk_id.clone()))
+            .collect()
+    }
+
     /// Whether the graph was read from its file or rebuilt, and why.
     pub fn opened(&self) -> &Opened {
         &self.opened
