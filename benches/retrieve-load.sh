@@ -56,7 +56,7 @@ end
 """)
 PY
 
-echo "starting the server (the HNSW graph of $CHUNKS chunks is built from the store at start)..."
+echo "starting the server (the HNSW graph of $CHUNKS chunks is read from its saved file)..."
 started=$(date +%s)
 "$QUARRY" --config "$WORK/knowledge-bases.toml" serve --listen "127.0.0.1:$PORT" > "$WORK/serve.out" 2> "$WORK/serve.log" &
 SERVER=$!
