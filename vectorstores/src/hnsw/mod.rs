@@ -108,11 +108,13 @@ impl HnswStore {
                 let rows = table.load_all()?;
                 let mut index = Index::new(&params, dimension, rows.len());
                 index.add(rows.into_iter().map(Entry::split).collect());
-                tracing::info!(
-                    chunks = index.live,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "HNSW graph built"
-                );
+                if index.live > 0 {
+                    tracing::info!(
+                        chunks = index.live,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "HNSW graph built"
+                    );
+                }
                 // Never saved: the first save writes it whatever changed.
                 (index, NEVER_SAVED, Opened::Rebuilt { why })
             }
