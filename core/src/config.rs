@@ -706,32 +706,21 @@ impl Config {
         }
         for (name, model) in &mut self.models {
             match model {
-                ModelConfig::Bert { path, hub } => match (path.as_mut(), hub) {
-                    (Some(p), _) if p.is_relative() => *p = base.join(&*p),
-                    (None, None) => {
-                        return Err(ConfigError {
+                ModelConfig::Bert { path, hub } | ModelConfig::BertCrossEncoder { path, hub } => {
+                    match (path.as_mut(), hub) {
+                        (Some(p), _) if p.is_relative() => *p = base.join(&*p),
+                        (None, None) => {
+                            return Err(ConfigError {
                             span: None,
                             field: format!("models.{name}"),
                             message:
                                 "needs `path` (a local folder) or `hub` (a Hugging Face model id)"
                                     .into(),
                         });
+                        }
+                        _ => {}
                     }
-                    _ => {}
-                },
-                ModelConfig::BertCrossEncoder { path, hub } => match (path.as_mut(), hub) {
-                    (Some(p), _) if p.is_relative() => *p = base.join(&*p),
-                    (None, None) => {
-                        return Err(ConfigError {
-                            span: None,
-                            field: format!("models.{name}"),
-                            message:
-                                "needs `path` (a local folder) or `hub` (a Hugging Face model id)"
-                                    .into(),
-                        });
-                    }
-                    _ => {}
-                },
+                }
                 ModelConfig::GgufLlama { path } if path.is_relative() => *path = base.join(&*path),
                 ModelConfig::GgufLlama { .. } => {}
                 ModelConfig::Openai { base_url, .. } | ModelConfig::RerankApi { base_url, .. } => {

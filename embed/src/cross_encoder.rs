@@ -7,6 +7,7 @@ use std::path::Path;
 use quarry_core::EmbedError;
 use serde::Deserialize;
 
+use crate::batching;
 use crate::bert::{Bert, ClassifierHead};
 use crate::error::LoadError;
 use crate::model_files::{ModelFiles, read_json};
@@ -111,37 +112,19 @@ impl CrossEncoder {
             .tokenizer
             .encode_pairs(&pairs)
             .map_err(EmbedError::Tokenizer)?;
-        let vocab = self.bert.vocab_size() as u32;
-        if let Some(bad) = encoded
-            .iter()
-            .flat_map(|(ids, _)| ids)
-            .find(|&&id| id >= vocab)
-        {
-            return Err(EmbedError::Model(format!(
-                "token id {bad} is outside the model's vocabulary of {vocab}"
-            )));
-        }
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].0.len()));
+        let (ids, types): (Vec<Vec<u32>>, Vec<Vec<u32>>) = encoded.into_iter().unzip();
+        batching::check_vocabulary(&ids, self.bert.vocab_size())?;
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let h = self.bert.config.hidden_size;
-        let mut out = vec![0.0f32; encoded.len()];
-        let mut start = 0;
-        while start < order.len() {
-            let mut end = start;
-            let mut tokens = 0;
-            while end < order.len()
-                && end - start < MAX_BATCH_PAIRS
-                && (end == start || tokens + encoded[order[end]].0.len() <= MAX_BATCH_TOKENS)
-            {
-                tokens += encoded[order[end]].0.len();
-                end += 1;
-            }
-            let batch = &order[start..end];
-            let ids: Vec<Vec<u32>> = batch.iter().map(|&i| encoded[i].0.clone()).collect();
-            let types: Vec<Vec<u32>> = batch.iter().map(|&i| encoded[i].1.clone()).collect();
-            let hidden = self.bert.forward_typed(&ids, Some(&types), self.threads);
+        let mut out = vec![0.0f32; ids.len()];
+        for order in batching::by_length(&lengths, MAX_BATCH_PAIRS, MAX_BATCH_TOKENS) {
+            let batch: Vec<Vec<u32>> = order.iter().map(|&i| ids[i].clone()).collect();
+            let segments: Vec<Vec<u32>> = order.iter().map(|&i| types[i].clone()).collect();
+            let hidden = self
+                .bert
+                .forward_typed(&batch, Some(&segments), self.threads);
             let mut row = 0;
-            for (&i, seq) in batch.iter().zip(&ids) {
+            for (&i, seq) in order.iter().zip(&batch) {
                 let logit = self.head.logit(&hidden[row * h..(row + 1) * h]);
                 out[i] = match self.activation {
                     Activation::Sigmoid => 1.0 / (1.0 + (-logit).exp()),
@@ -149,7 +132,6 @@ impl CrossEncoder {
                 };
                 row += seq.len();
             }
-            start = end;
         }
         Ok(out)
     }

@@ -3,6 +3,7 @@
 
 use quarry_core::{EmbedError, Embedder, TokenCounter};
 
+use crate::batching;
 use crate::bert::Bert;
 use crate::error::LoadError;
 use crate::model_files::{ModelFiles, Pooling};
@@ -87,35 +88,18 @@ impl Embedder for BertEmbedder {
             .tokenizer
             .encode_batch(texts)
             .map_err(EmbedError::Tokenizer)?;
-        let vocab = self.bert.vocab_size() as u32;
-        if let Some(bad) = ids.iter().flatten().find(|&&id| id >= vocab) {
-            return Err(EmbedError::Model(format!(
-                "token id {bad} is outside the model's vocabulary of {vocab}"
-            )));
-        }
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        batching::check_vocabulary(&ids, self.bert.vocab_size())?;
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![Vec::new(); texts.len()];
-        let mut start = 0;
-        while start < order.len() {
-            let mut end = start;
-            let mut tokens = 0;
-            while end < order.len()
-                && end - start < MAX_BATCH_TEXTS
-                && (end == start || tokens + ids[order[end]].len() <= MAX_BATCH_TOKENS)
-            {
-                tokens += ids[order[end]].len();
-                end += 1;
-            }
-            let batch: Vec<Vec<u32>> = order[start..end].iter().map(|&i| ids[i].clone()).collect();
+        for order in batching::by_length(&lengths, MAX_BATCH_TEXTS, MAX_BATCH_TOKENS) {
+            let batch: Vec<Vec<u32>> = order.iter().map(|&i| ids[i].clone()).collect();
             let hidden = self.bert.forward(&batch, self.threads);
             let h = self.bert.config.hidden_size;
             let mut row = 0;
-            for (&i, seq) in order[start..end].iter().zip(&batch) {
+            for (&i, seq) in order.iter().zip(&batch) {
                 out[i] = self.pool(&hidden[row * h..(row + seq.len()) * h], seq.len());
                 row += seq.len();
             }
-            start = end;
         }
         Ok(out)
     }

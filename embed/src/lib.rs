@@ -13,6 +13,7 @@
 //! protocol or text-embeddings-inference's), reached over HTTP.
 #![deny(unsafe_code)]
 
+mod batching;
 mod bert;
 mod cross_encoder;
 mod embedder;

@@ -147,9 +147,7 @@ pub fn run(config_path: &Path, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let chunker = quarry_chunkers::chunker_for(&chunking, embedder.clone())?;
     let reranking = match &args.rerank {
         Some(name) => Some(Reranking {
-            reranker: Rerankers::from_config(&config)?
-                .get(name)
-                .map_err(anyhow::Error::msg)?,
+            reranker: Rerankers::one(&config, name)?,
             keep: None,
             metadata: MetadataSelection::None,
         }),

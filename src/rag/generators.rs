@@ -23,6 +23,17 @@ pub fn model_name(arn: &str) -> &str {
     }
 }
 
+/// The API key a model's `api_key_env` names, read now (an unset variable is an error that
+/// names the model and the variable).
+pub fn api_key(name: &str, api_key_env: Option<&str>) -> anyhow::Result<Option<String>> {
+    api_key_env
+        .map(|var| {
+            std::env::var(var)
+                .with_context(|| format!("models.{name}.api_key_env: {var} is not set"))
+        })
+        .transpose()
+}
+
 impl Generators {
     /// Every generation model in the configuration. A local model's weights are read when it
     /// is first used; an API key's environment variable must be set now.
@@ -43,24 +54,14 @@ impl Generators {
                     timeout_secs,
                     max_retries,
                     context_tokens,
-                } => {
-                    let api_key = api_key_env
-                        .as_deref()
-                        .map(|var| {
-                            std::env::var(var).with_context(|| {
-                                format!("models.{name}.api_key_env: {var} is not set")
-                            })
-                        })
-                        .transpose()?;
-                    Arc::new(OpenAiGenerator::new(OpenAiConfig {
-                        base_url: base_url.clone(),
-                        model: model.clone(),
-                        api_key,
-                        timeout: Duration::from_secs(*timeout_secs),
-                        max_retries: *max_retries,
-                        context_tokens: *context_tokens,
-                    }))
-                }
+                } => Arc::new(OpenAiGenerator::new(OpenAiConfig {
+                    base_url: base_url.clone(),
+                    model: model.clone(),
+                    api_key: api_key(name, api_key_env.as_deref())?,
+                    timeout: Duration::from_secs(*timeout_secs),
+                    max_retries: *max_retries,
+                    context_tokens: *context_tokens,
+                })),
             };
             models.insert(name.clone(), generator);
         }

@@ -21,40 +21,22 @@ impl Rerankers {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let mut models: BTreeMap<String, Arc<dyn Reranker>> = BTreeMap::new();
         for (name, model) in &config.models {
-            let reranker: Arc<dyn Reranker> = match model {
-                ModelConfig::RerankApi {
-                    base_url,
-                    model,
-                    api_key_env,
-                    timeout_secs,
-                    max_retries,
-                } => {
-                    let api_key = api_key_env
-                        .as_deref()
-                        .map(|var| {
-                            std::env::var(var).with_context(|| {
-                                format!("models.{name}.api_key_env: {var} is not set")
-                            })
-                        })
-                        .transpose()?;
-                    Arc::new(RerankApi::new(RerankApiConfig {
-                        base_url: base_url.clone(),
-                        model: model.clone(),
-                        api_key,
-                        timeout: Duration::from_secs(*timeout_secs),
-                        max_retries: *max_retries,
-                    }))
-                }
-                ModelConfig::BertCrossEncoder { path, hub } => {
-                    let model = CrossEncoder::load(path.as_deref(), hub.as_deref())
-                        .with_context(|| format!("loading the cross-encoder {name:?}"))?;
-                    Arc::new(CrossEncoderReranker(model))
-                }
-                _ => continue,
-            };
-            models.insert(name.clone(), reranker);
+            if let Some(reranker) = reranker(name, model)? {
+                models.insert(name.clone(), reranker);
+            }
         }
         Ok(Self { models })
+    }
+
+    /// Only the reranking model `name` (for a command that needs no other).
+    pub fn one(config: &Config, name: &str) -> anyhow::Result<Arc<dyn Reranker>> {
+        config
+            .models
+            .get(name)
+            .map(|model| reranker(name, model))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| anyhow::anyhow!("no reranking model {name:?} in [models]"))
     }
 
     /// The model a `modelArn` names, or a message saying which there are.
@@ -67,6 +49,31 @@ impl Rerankers {
             )
         })
     }
+}
+
+/// The reranker a `[models]` entry declares; `None` for models of other kinds.
+fn reranker(name: &str, model: &ModelConfig) -> anyhow::Result<Option<Arc<dyn Reranker>>> {
+    Ok(Some(match model {
+        ModelConfig::RerankApi {
+            base_url,
+            model,
+            api_key_env,
+            timeout_secs,
+            max_retries,
+        } => Arc::new(RerankApi::new(RerankApiConfig {
+            base_url: base_url.clone(),
+            model: model.clone(),
+            api_key: super::generators::api_key(name, api_key_env.as_deref())?,
+            timeout: Duration::from_secs(*timeout_secs),
+            max_retries: *max_retries,
+        })),
+        ModelConfig::BertCrossEncoder { path, hub } => {
+            let model = CrossEncoder::load(path.as_deref(), hub.as_deref())
+                .with_context(|| format!("loading the cross-encoder {name:?}"))?;
+            Arc::new(CrossEncoderReranker(model))
+        }
+        _ => return Ok(None),
+    }))
 }
 
 /// A cross-encoder run in-process: every document scored against the query, best first.

@@ -14,7 +14,7 @@ mod graph;
 mod snapshot;
 mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
@@ -166,7 +166,8 @@ impl HnswStore {
         let mut table = self.table();
         let last = table.last_change()?;
         let mut saved = self.saved_through.lock().unwrap_or_else(|p| p.into_inner());
-        if last <= *saved && *saved != NEVER_SAVED {
+        // Change numbers start at 1, so a store never saved (NEVER_SAVED) always is.
+        if last <= *saved {
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -225,6 +226,10 @@ fn replay(table: &ChunkTable, mut index: Index, seq: i64) -> Result<(Index, usiz
         .changed_documents_since(seq)
         .map_err(|e| e.to_string())?;
     if !changed.is_empty() {
+        let lookup: HashSet<(&str, &str)> = changed
+            .iter()
+            .map(|(ds, doc)| (ds.as_str(), doc.as_str()))
+            .collect();
         let stale: Vec<u32> = index
             .slots
             .iter()
@@ -232,7 +237,7 @@ fn replay(table: &ChunkTable, mut index: Index, seq: i64) -> Result<(Index, usiz
             .filter_map(|(i, e)| {
                 e.as_ref()
                     .filter(|e| {
-                        changed.contains(&(e.data_source_id.clone(), e.document_key.clone()))
+                        lookup.contains(&(e.data_source_id.as_str(), e.document_key.as_str()))
                     })
                     .map(|_| i as u32)
             })

@@ -205,10 +205,6 @@ impl ChunkTable {
     pub fn last_change(&self) -> Result<i64, StoreError> {
         // AUTOINCREMENT keeps the highest number ever given in sqlite_sequence, so the log
         // can be emptied without numbers coming back.
-        let logged: Option<i64> = self
-            .db
-            .query_row("SELECT MAX(seq) FROM changes", [], |r| r.get(0))
-            .map_err(storage)?;
         let given: Option<i64> = self
             .db
             .query_row(
@@ -218,7 +214,7 @@ impl ChunkTable {
             )
             .optional()
             .map_err(storage)?;
-        Ok(logged.unwrap_or(0).max(given.unwrap_or(0)))
+        Ok(given.unwrap_or(0))
     }
 
     /// The documents changed after change `seq`.
