@@ -118,3 +118,8 @@ fn every_request_member_is_honoured_or_refused_by_name() {
 fn control_plane_parity_tokens_tags_rds_and_deletion_policies() {
     run_module("test_parity");
 }
+
+#[test]
+fn console_in_headless_chromium() {
+    run_module("test_console");
+}

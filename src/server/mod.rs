@@ -6,6 +6,7 @@
 
 mod auth;
 mod client_tokens;
+mod console;
 mod encoder;
 mod error;
 mod grants;
@@ -160,6 +161,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     ));
     let mut app = Router::new()
         .merge(api)
+        .merge(console::router())
         .route("/health/live", get(live))
         .route("/health/ready", get(ready));
     if let Some(metrics_listener) = metrics_listener {

@@ -7,6 +7,7 @@ mod embeddings;
 mod events;
 mod generate;
 mod ingestion_jobs;
+mod inspect;
 mod knowledge_bases;
 mod members;
 mod rerank;
@@ -89,6 +90,16 @@ pub fn api() -> Router<Arc<AppState>> {
             "/tags/{arn}",
             post(tags::tag).delete(tags::untag).get(tags::list),
         )
+        .route("/quarry/models", get(inspect::models))
+        .route("/quarry/knowledgebases/{kb}/summary", get(inspect::summary))
+        .route(
+            "/quarry/knowledgebases/{kb}/datasources/{ds}/documents",
+            post(inspect::documents),
+        )
+        .route(
+            "/quarry/knowledgebases/{kb}/datasources/{ds}/documents/chunks",
+            post(inspect::chunks),
+        )
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
 }
@@ -143,6 +154,15 @@ pub fn operation(method: &str, matched: &str) -> &'static str {
         ("POST", "/tags/{arn}") => "TagResource",
         ("DELETE", "/tags/{arn}") => "UntagResource",
         ("GET", "/tags/{arn}") => "ListTagsForResource",
+        ("GET", "/quarry/models") => "QuarryListModels",
+        ("GET", "/quarry/knowledgebases/{kb}/summary") => "QuarryGetKnowledgeBaseSummary",
+        ("POST", "/quarry/knowledgebases/{kb}/datasources/{ds}/documents") => "QuarryListDocuments",
+        ("POST", "/quarry/knowledgebases/{kb}/datasources/{ds}/documents/chunks") => {
+            "QuarryGetDocumentChunks"
+        }
+        ("GET", "/console" | "/console/" | "/console/settings.json" | "/console/{file}") => {
+            "Console"
+        }
         _ => "Unknown",
     }
 }
