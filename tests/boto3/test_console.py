@@ -1,4 +1,4 @@
-"""The console (`/console/`) in real headless Chromium against the real `quarry serve` with the
+"""The console (`/console/`) in real headless Chromium and Firefox against the real `quarry serve` with the
 real model, S3 from moto and an OpenAI-protocol double for the answers: signing in (a wrong
 secret refused with a clear message), creating a knowledge base and an S3 data source, a sync
 watched to its end with Bedrock's statistics and a corrupt file's reason, a document's chunks
@@ -10,7 +10,7 @@ import os
 import shutil
 import unittest
 
-from browser import Browser
+from browser import Chromium, Firefox
 from harness import FIXTURES, KEY_ID, LIMITED_KEY_ID, LIMITED_SECRET, SECRET, S3Server, Server
 from openai_server import OpenAiServer
 from rerank_server import RerankServer
@@ -21,10 +21,13 @@ QUESTION = "How many vacation days do new employees get?"
 BULK_DOCS = 400  # enough that a sync of them is still running when the test looks
 
 
-class Console(unittest.TestCase):
+class ConsoleSteps:
+    """The steps, run in each browser (BROWSER)."""
+
     @classmethod
     def setUpClass(cls):
-        shutil.rmtree(SHOTS, ignore_errors=True)
+        cls.shots = os.path.join(SHOTS, cls.BROWSER.name)
+        shutil.rmtree(cls.shots, ignore_errors=True)
         cls.s3 = S3Server()
         cls.s3.client.create_bucket(Bucket=BUCKET)
         for folder, _, files in os.walk(FIXTURES):
@@ -50,7 +53,7 @@ kind = "rerank-api"
 base_url = "{cls.reranker.url}"
 model = "reverse"
 ''', generated_docs=BULK_DOCS, env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"})
-        cls.browser = Browser()
+        cls.browser = cls.BROWSER()
         cls.console = cls.server.url + "/console/"
 
     @classmethod
@@ -62,7 +65,7 @@ model = "reverse"
         cls.s3.close()
 
     def shot(self, name):
-        self.browser.screenshot(os.path.join(SHOTS, f"{name}.png"))
+        self.browser.screenshot(os.path.join(self.shots, f"{name}.png"))
 
     def heading(self):
         return self.browser.text(self.browser.find("main h1"))
@@ -72,9 +75,10 @@ model = "reverse"
 
     def sign_in(self, key, secret):
         b = self.browser
-        b.get(self.console)
-        b.script("sessionStorage.clear();")
         b.get(self.console + "#/")
+        b.wait(lambda: self.heading() not in ("", "Loading…"), 30, "the first page")
+        if b.script("return !document.getElementById('sign-out').hidden;"):
+            b.click(b.button("Sign out"))
         self.wait_heading("Sign in")
         b.type(b.field("Access key id"), key)
         b.type(b.field("Secret access key"), secret)
@@ -217,7 +221,7 @@ model = "reverse"
         b.click(mark)
         target = b.wait(lambda: b.find_all(".result.linked"), 10, "the cited passage to be marked")[0]
         focused = b.script("return document.activeElement.id;")
-        self.assertEqual(focused, b.script("return arguments[0].id;", {b.element_key: target}))
+        self.assertEqual(focused, b.script("return arguments[0].id;", b.ref(target)))
         prompt = " ".join(m["content"] for m in self.llm.requests("cite")[-1]["body"]["messages"])
         cited = b.text(b.find(f"#{focused} .text"))
         self.assertIn(" ".join(cited.split()), " ".join(prompt.split()), "the linked passage is one the model was given")
@@ -278,6 +282,17 @@ model = "reverse"
         b.get(self.console + "#/kb/DEMOKB0001/ds/DEMODS0001/doc/handbook%2Fvacation-policy.md")
         self.assertIn("AccessDeniedException", b.text(b.find("[role=alert]")))
         self.shot("08-limited-key")
+        # The console's own operations are the signed API's: nothing unsigned.
+        status, _, body = self.server.raw("GET", "/quarry/models")
+        self.assertEqual(status, 403, body)
+
+
+class ConsoleInChromium(ConsoleSteps, unittest.TestCase):
+    BROWSER = Chromium
+
+
+class ConsoleInFirefox(ConsoleSteps, unittest.TestCase):
+    BROWSER = Firefox
 
 
 class OpenMode(unittest.TestCase):
@@ -285,13 +300,13 @@ class OpenMode(unittest.TestCase):
 
     def test_the_console_works_unsigned_in_open_mode(self):
         server = Server(auth=False)
-        browser = Browser()
+        browser = Chromium()
         try:
             browser.get(server.url + "/console/")
             browser.wait(lambda: browser.text(browser.find("main h1")) == "Knowledge bases", 30)
             self.assertIn("Open mode", browser.text(browser.find("#who")))
             self.assertIn("DEMOKB0001", browser.body_text())
-            browser.screenshot(os.path.join(SHOTS, "09-open-mode.png"))
+            browser.screenshot(os.path.join(SHOTS, "open-mode.png"))
         finally:
             browser.close()
             server.close()
