@@ -123,3 +123,8 @@ fn control_plane_parity_tokens_tags_rds_and_deletion_policies() {
 fn console_in_headless_chromium() {
     run_module("test_console");
 }
+
+#[test]
+fn ocr_of_scans_and_images_through_parse_and_sync() {
+    run_module("test_ocr");
+}

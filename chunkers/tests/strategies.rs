@@ -92,6 +92,7 @@ fn none_keeps_one_chunk_and_pages_follow_spans() {
     let doc = ParsedDocument {
         text: "  page one text\u{c}page two text ".into(),
         page_starts: vec![0, 16],
+        ..ParsedDocument::default()
     };
     let chunks = chunker.chunk(&doc);
     assert_eq!(chunks.len(), 1);

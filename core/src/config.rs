@@ -528,6 +528,52 @@ pub struct DataSourceConfig {
     /// Bedrock's resource tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// How scans and images are read: `ocr = { languages = ["eng", "deu"] }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocr: Option<OcrConfig>,
+}
+
+/// OCR settings of a data source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcrConfig {
+    /// Tesseract's language codes (`eng`, `deu`, `chi_sim`, …), each from its Debian package
+    /// `tesseract-ocr-<code>`; read together.
+    #[serde(deserialize_with = "ocr_languages")]
+    pub languages: Vec<String>,
+}
+
+fn ocr_languages<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let languages = Vec::<String>::deserialize(d)?;
+    if languages.is_empty() {
+        return Err(serde::de::Error::custom(
+            "ocr.languages needs at least one language, e.g. [\"eng\"]",
+        ));
+    }
+    for l in &languages {
+        let ok = !l.is_empty()
+            && l.len() <= 32
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "ocr.languages: {l:?} is not a Tesseract language code (like \"eng\", \"deu\", \"chi_sim\")"
+            )));
+        }
+    }
+    Ok(languages)
+}
+
+impl DataSourceConfig {
+    /// How this data source's documents are parsed.
+    pub fn parse_options(&self) -> crate::ParseOptions {
+        match &self.ocr {
+            Some(ocr) => crate::ParseOptions {
+                ocr_languages: ocr.languages.clone(),
+            },
+            None => crate::ParseOptions::default(),
+        }
+    }
 }
 
 /// Bedrock's `dataDeletionPolicy`.

@@ -6,13 +6,39 @@
 pub struct ParsedDocument {
     pub text: String,
     pub page_starts: Vec<usize>,
+    /// The pages whose text came from OCR (a scan, an image), in page order.
+    pub ocr_pages: Vec<OcrPage>,
+}
+
+/// A page read by OCR, and how sure the engine was of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OcrPage {
+    /// 1-based, as [`ParsedDocument::page_at`] numbers pages.
+    pub page: u32,
+    /// The engine's mean word confidence on the page, 0–100.
+    pub confidence: f32,
+}
+
+/// How documents are parsed, per data source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Tesseract's language codes for OCR (`eng`, `deu`, `chi_sim`, …), tried together.
+    pub ocr_languages: Vec<String>,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            ocr_languages: vec!["eng".to_owned()],
+        }
+    }
 }
 
 impl ParsedDocument {
     pub fn plain(text: String) -> Self {
         Self {
             text,
-            page_starts: Vec::new(),
+            ..Self::default()
         }
     }
 

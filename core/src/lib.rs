@@ -12,7 +12,7 @@ pub mod metadata;
 pub mod traits;
 
 pub use chunk::{Chunk, Passage, StoredChunk};
-pub use document::ParsedDocument;
+pub use document::{OcrPage, ParseOptions, ParsedDocument};
 pub use filter::{Filter, FilterError};
 pub use metadata::{Metadata, MetadataValue};
 pub use traits::{

@@ -9,6 +9,10 @@ pub const SOURCE_URI: &str = "x-amz-bedrock-kb-source-uri";
 pub const CHUNK_ID: &str = "x-amz-bedrock-kb-chunk-id";
 pub const DATA_SOURCE_ID: &str = "x-amz-bedrock-kb-data-source-id";
 pub const PAGE_NUMBER: &str = "x-amz-bedrock-kb-document-page-number";
+/// Set on chunks of pages read by OCR.
+pub const OCR: &str = "x-quarry-ocr";
+/// The OCR engine's mean word confidence on the chunk's page, 0–100.
+pub const OCR_CONFIDENCE: &str = "x-quarry-ocr-confidence";
 
 /// One attribute value. Serialises as plain JSON (`"x"`, `2024`, `true`, `["a","b"]`), the
 /// shape Bedrock returns in `RetrieveResponse.retrievalResults[].metadata`.

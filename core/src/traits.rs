@@ -2,7 +2,7 @@
 //! have no async runtime; the server hands them work on threads of their own.
 
 use crate::chunk::{Chunk, StoredChunk};
-use crate::document::ParsedDocument;
+use crate::document::{ParseOptions, ParsedDocument};
 use crate::filter::Filter;
 use crate::metadata::Metadata;
 
@@ -27,6 +27,14 @@ pub trait Parser: Send + Sync {
     /// Short name of the format, e.g. `"html"`.
     fn format(&self) -> &'static str;
     fn parse(&self, bytes: &[u8]) -> Result<ParsedDocument, ParseError>;
+    /// Parses with a data source's options (formats that OCR use them).
+    fn parse_with(
+        &self,
+        bytes: &[u8],
+        _options: &ParseOptions,
+    ) -> Result<ParsedDocument, ParseError> {
+        self.parse(bytes)
+    }
 }
 
 /// Counts tokens the way the embedding model will see them.

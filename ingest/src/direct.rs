@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use quarry_core::{Metadata, ParsedDocument};
 
 use crate::ledger::LedgerEntry;
-use crate::parsers::parse_document;
+use crate::parsers::parse_document_with;
 use crate::sync::{DocumentError, SyncError, SyncTarget, sha256_hex, write_document};
 
 /// How a document is named: Bedrock's `DocumentIdentifier`.
@@ -96,6 +96,12 @@ fn extension_of(mime_type: &str) -> Option<&'static str> {
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
         "application/vnd.ms-excel" => "xls",
+        "image/png" => "png",
+        "image/jpeg" => "jpeg",
+        "image/tiff" => "tiff",
+        "image/bmp" => "bmp",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
         _ => return None,
     })
 }
@@ -136,15 +142,24 @@ fn ingest_one(
             let ext = extension_of(mime_type).ok_or_else(|| {
                 DocumentError::Failed(format!("unsupported MIME type {mime_type:?}"))
             })?;
-            let parsed =
-                parse_document(&format!("document.{ext}"), data, target.max_document_bytes)
-                    .map_err(|e| DocumentError::Failed(e.to_string()))?;
+            let parsed = parse_document_with(
+                &format!("document.{ext}"),
+                data,
+                target.max_document_bytes,
+                &target.parse_options,
+            )
+            .map_err(|e| DocumentError::Failed(e.to_string()))?;
             (data.clone(), parsed)
         }
         Content::FromSource => {
             let data = target.source.fetch(&key)?;
-            let parsed = parse_document(&key, &data, target.max_document_bytes)
-                .map_err(|e| DocumentError::Failed(e.to_string()))?;
+            let parsed = parse_document_with(
+                &key,
+                &data,
+                target.max_document_bytes,
+                &target.parse_options,
+            )
+            .map_err(|e| DocumentError::Failed(e.to_string()))?;
             (data, parsed)
         }
     };
@@ -277,6 +292,7 @@ mod tests {
         assert_eq!(s3.key(Some("docs")).unwrap(), "a/b.txt");
         assert!(s3.key(Some("other")).unwrap_err().contains("bucket other"));
         assert_eq!(extension_of("text/html; charset=utf-8"), Some("html"));
-        assert_eq!(extension_of("image/png"), None);
+        assert_eq!(extension_of("image/png"), Some("png"));
+        assert_eq!(extension_of("video/mp4"), None);
     }
 }

@@ -104,6 +104,7 @@ pub fn prepare_items(target: &SyncTarget<'_>, keys: &[String]) -> Result<Prepare
                     target.source,
                     target.chunker,
                     target.max_document_bytes,
+                    &target.parse_options,
                     &doc,
                     sidecar.as_ref(),
                     entry.as_ref(),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use quarry_core::{Chunk, Chunker};
 
 use crate::ledger::LedgerEntry;
-use crate::parsers::parse_document;
+use crate::parsers::parse_document_with;
 use crate::sidecar::{Sidecar, parse_sidecar};
 use crate::sources::{Source, SourceError, SourceObject};
 use crate::sync::{DocumentError, Stage, SyncObserver, sha256_hex, timed};
@@ -25,6 +25,8 @@ pub(crate) enum Prepared {
     Content {
         entry: LedgerEntry,
         chunks: Vec<Chunk>,
+        /// The pages OCR read, for their chunks' metadata.
+        ocr_pages: Vec<quarry_core::OcrPage>,
         attributes: quarry_core::Metadata,
         prefix: String,
         was_indexed: bool,
@@ -34,10 +36,12 @@ pub(crate) enum Prepared {
 
 /// Reads what a document needs: its listing against the ledger, its sidecar, its bytes and
 /// their hash, and, when the content or the embedded metadata changed, its chunks.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn prepare(
     source: &dyn Source,
     chunker: &dyn Chunker,
     max_document_bytes: u64,
+    options: &quarry_core::ParseOptions,
     doc: &SourceObject,
     sidecar_object: Option<&SourceObject>,
     entry: Option<&LedgerEntry>,
@@ -120,7 +124,7 @@ pub(crate) fn prepare(
         None => fetch(&doc.key)?,
     };
     let parsed = timed(observer, Stage::Parse, || {
-        parse_document(&doc.key, &bytes, max_document_bytes)
+        parse_document_with(&doc.key, &bytes, max_document_bytes, options)
     })
     .map_err(|e| DocumentError::Failed(e.to_string()))?;
     let chunks = timed(observer, Stage::Chunk, || chunker.chunk(&parsed));
@@ -132,6 +136,7 @@ pub(crate) fn prepare(
     Ok(Prepared::Content {
         entry: new_entry,
         chunks,
+        ocr_pages: parsed.ocr_pages,
         attributes: sidecar.attributes,
         prefix,
         was_indexed: indexed.is_some(),

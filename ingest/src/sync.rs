@@ -26,6 +26,8 @@ pub struct SyncTarget<'a> {
     pub store: &'a dyn VectorStore,
     pub ledger: &'a dyn Ledger,
     pub max_document_bytes: u64,
+    /// How the data source's documents are parsed (OCR languages).
+    pub parse_options: quarry_core::ParseOptions,
 }
 
 /// The stages of a sync, for timing.
@@ -194,6 +196,7 @@ fn sync(
     // on the source or the parsers. Only this thread writes.
     let (source, chunker) = (target.source, target.chunker);
     let max_bytes = target.max_document_bytes;
+    let parse_options = &target.parse_options;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Prepared, DocumentError>>(LOOKAHEAD);
     std::thread::scope(|scope| {
         let ledger = &ledger;
@@ -209,6 +212,7 @@ fn sync(
                     source,
                     chunker,
                     max_bytes,
+                    parse_options,
                     doc,
                     sidecar,
                     ledger.get(&doc.key),
@@ -391,6 +395,7 @@ fn commit(
         Prepared::Content {
             entry,
             chunks,
+            ocr_pages,
             attributes,
             was_indexed,
             sidecar_changed,
@@ -403,6 +408,7 @@ fn commit(
                 chunks,
                 vectors,
                 &attributes,
+                &ocr_pages,
                 observer,
                 entry,
             )?;
@@ -475,6 +481,7 @@ pub fn run_sync_keys(
                         target.source,
                         target.chunker,
                         target.max_document_bytes,
+                        &target.parse_options,
                         &doc,
                         sidecar.as_ref(),
                         ledger.get(key),
@@ -541,8 +548,35 @@ pub(crate) fn write_document(
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = embed_texts(target, &text_refs, observer)?;
     write_chunks(
-        target, key, source_uri, chunks, vectors, metadata, observer, entry,
+        target,
+        key,
+        source_uri,
+        chunks,
+        vectors,
+        metadata,
+        &parsed.ocr_pages,
+        observer,
+        entry,
     )
+}
+
+/// A chunk's metadata: the document's, and for a page OCR read, `x-quarry-ocr` and the
+/// page's `x-quarry-ocr-confidence` (0–100).
+fn with_ocr(
+    metadata: &quarry_core::Metadata,
+    ocr_pages: &[quarry_core::OcrPage],
+    page: Option<u32>,
+) -> quarry_core::Metadata {
+    let mut metadata = metadata.clone();
+    if let Some(ocr) = page.and_then(|p| ocr_pages.iter().find(|o| o.page == p)) {
+        use quarry_core::MetadataValue;
+        metadata.insert(quarry_core::metadata::OCR.into(), MetadataValue::Bool(true));
+        metadata.insert(
+            quarry_core::metadata::OCR_CONFIDENCE.into(),
+            MetadataValue::Number((ocr.confidence as f64 * 10.0).round() / 10.0),
+        );
+    }
+    metadata
 }
 
 /// One document's texts embedded: a remote server that fails is fatal to the job, any other
@@ -571,6 +605,7 @@ pub(crate) fn write_chunks(
     chunks: Vec<quarry_core::Chunk>,
     vectors: Vec<Vec<f32>>,
     metadata: &quarry_core::Metadata,
+    ocr_pages: &[quarry_core::OcrPage],
     observer: &dyn SyncObserver,
     mut entry: LedgerEntry,
 ) -> Result<usize, DocumentError> {
@@ -596,7 +631,7 @@ pub(crate) fn write_chunks(
                 text: passage.text,
                 span: passage.span,
                 page: passage.page,
-                metadata: metadata.clone(),
+                metadata: with_ocr(metadata, ocr_pages, passage.page),
                 vector,
             }
         })

@@ -46,7 +46,7 @@ fn docx_keeps_headings_lists_tables_and_order() {
     let doc = parse_document("policy.docx", &docx(body), LIMIT).unwrap();
     assert_eq!(
         doc.text,
-        "# Travel Policy\n## Flights\nBook economy & keep receipts.\n- Trains first\tthen planes\nItem | Limit\nHotel | 150 €\nThe end.\n"
+        "# Travel Policy\n## Flights\nBook economy & keep receipts.\n- Trains first\tthen planes\nItem | Limit\nItem: Hotel; Limit: 150 €\nThe end.\n"
     );
 }
 

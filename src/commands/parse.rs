@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use quarry_core::ParsedDocument;
-use quarry_ingest::parsers::parse_document;
+use quarry_core::{ParseOptions, ParsedDocument};
+use quarry_ingest::parsers::parse_document_with;
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -17,6 +17,19 @@ pub struct ParseArgs {
     /// Largest file accepted, in bytes.
     #[arg(long, default_value_t = 50 * 1024 * 1024)]
     max_bytes: u64,
+    /// Tesseract languages for scans and images, comma-separated (as a data source's
+    /// `ocr = { languages = [...] }`).
+    #[arg(long, value_delimiter = ',', default_value = "eng")]
+    ocr_languages: Vec<String>,
+}
+
+/// " (OCR, confidence 91.2)" for a page OCR read.
+fn ocr_note(doc: &ParsedDocument, page: usize) -> String {
+    doc.ocr_pages
+        .iter()
+        .find(|p| p.page as usize == page)
+        .map(|p| format!(" (OCR, confidence {:.1})", p.confidence))
+        .unwrap_or_default()
 }
 
 fn pages(doc: &ParsedDocument) -> Vec<(usize, &str)> {
@@ -35,7 +48,10 @@ pub fn run(_config: &Path, args: ParseArgs) -> anyhow::Result<ExitCode> {
     let format = quarry_ingest::parsers::choose_parser(&name, &bytes)
         .map(|p| p.format())
         .unwrap_or("unknown");
-    match parse_document(&name, &bytes, args.max_bytes) {
+    let options = ParseOptions {
+        ocr_languages: args.ocr_languages.clone(),
+    };
+    match parse_document_with(&name, &bytes, args.max_bytes, &options) {
         Ok(doc) if args.json => {
             let mut out = json!({ "file": name, "format": format, "bytes": bytes.len(), "characters": doc.text.chars().count() });
             if doc.page_starts.is_empty() {
@@ -43,7 +59,14 @@ pub fn run(_config: &Path, args: ParseArgs) -> anyhow::Result<ExitCode> {
             } else {
                 out["pages"] = pages(&doc)
                     .into_iter()
-                    .map(|(n, t)| json!({ "page": n, "text": t }))
+                    .map(|(n, t)| {
+                        let mut page = json!({ "page": n, "text": t });
+                        if let Some(ocr) = doc.ocr_pages.iter().find(|p| p.page as usize == n) {
+                            page["ocr"] = json!(true);
+                            page["ocrConfidence"] = json!(ocr.confidence);
+                        }
+                        page
+                    })
                     .collect();
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -54,7 +77,7 @@ pub fn run(_config: &Path, args: ParseArgs) -> anyhow::Result<ExitCode> {
                 print!("{}", doc.text);
             } else {
                 for (n, text) in pages(&doc) {
-                    println!("--- page {n} ---");
+                    println!("--- page {n}{} ---", ocr_note(&doc, n));
                     print!("{text}");
                 }
             }

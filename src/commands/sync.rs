@@ -83,6 +83,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             store: kb.store.as_ref(),
             ledger: ledger.as_ref(),
             max_document_bytes: config.server.max_document_bytes,
+            parse_options: ds.parse_options(),
         };
         let progress = SyncProgress::new(&ds.name);
         let started = std::time::Instant::now();

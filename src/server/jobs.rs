@@ -364,6 +364,7 @@ fn run_job(
         store: kb.store.as_ref(),
         ledger,
         max_document_bytes: settings.max_document_bytes,
+        parse_options: ds.parse_options(),
     };
     match work {
         Work::Everything => run_sync(&target, job, stop, &()),

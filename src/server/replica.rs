@@ -252,6 +252,7 @@ fn prepare_batch(
         store: entry.kb.store.as_ref(),
         ledger: &ledger,
         max_document_bytes: state.registry.config.server.max_document_bytes,
+        parse_options: ds.parse_options(),
     };
     let mut keys = Vec::with_capacity(claims.len());
     for claim in claims {
@@ -318,6 +319,12 @@ fn write_batch(
             store: ready.entry.kb.store.as_ref(),
             ledger: &ledger,
             max_document_bytes: state.registry.config.server.max_document_bytes,
+            parse_options: ready
+                .entry
+                .kb
+                .data_source(&ready.ds_id)
+                .map(|d| d.parse_options())
+                .unwrap_or_default(),
         };
         let reports = write_items(&target, ready.items).map_err(|e| failed(&e))?;
         let mut finished = 0;

@@ -9,30 +9,13 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 
+from debian import ensure_packages
 from harness import free_port
-
-
-def ensure_packages(packages, commands):
-    if all(shutil.which(c) for c in commands):
-        return
-    command = ["apt-get", "install", "-y", "--no-install-recommends", *packages]
-    if os.geteuid() != 0:
-        command = ["sudo", "-n", *command]
-    print(f"browser: installing {' '.join(packages)} from Debian: {' '.join(command)}", file=sys.stderr, flush=True)
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        # The package lists may be missing on a fresh machine.
-        update = ["apt-get", "update"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get", "update"]
-        subprocess.run(update, capture_output=True, text=True)
-        done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0 or not all(shutil.which(c) for c in commands):
-        raise RuntimeError(f"could not install {packages} with apt-get:\n{done.stdout}\n{done.stderr}")
 
 
 class WebDriverError(Exception):

@@ -1,5 +1,7 @@
 //! DOCX (Word): paragraphs in order, headings as `#` lines, list items as `- ` lines, tables as
-//! rows of `cell | cell`. Deleted text of tracked changes is left out.
+//! a line per row naming each value's column from the first row (`Item: Laptop; Price: 900`),
+//! as spreadsheets are read; a table of one row, or without a header, as `cell | cell`.
+//! Deleted text of tracked changes is left out.
 
 use quarry_core::{ParseError, ParsedDocument, Parser};
 use quick_xml::Reader;
@@ -51,6 +53,38 @@ fn heading_level(style: &str) -> Option<usize> {
         .map(|l| l.min(6))
 }
 
+/// A table's rows: with a header row (two or more rows, a header cell in at least two
+/// columns), each later row names its values' columns; otherwise `cell | cell`.
+fn write_table(rows: &[Vec<String>], out: &mut String) {
+    let header = rows
+        .first()
+        .filter(|h| rows.len() > 1 && h.iter().filter(|c| !c.trim().is_empty()).count() >= 2);
+    let Some(header) = header else {
+        for row in rows {
+            out.push_str(&row.join(" | "));
+            out.push('\n');
+        }
+        return;
+    };
+    out.push_str(&header.join(" | "));
+    out.push('\n');
+    for row in &rows[1..] {
+        let named: Vec<String> = row
+            .iter()
+            .enumerate()
+            .filter(|(_, value)| !value.trim().is_empty())
+            .map(
+                |(i, value)| match header.get(i).filter(|h| !h.trim().is_empty()) {
+                    Some(h) => format!("{h}: {value}"),
+                    None => format!("Column {}: {value}", i + 1),
+                },
+            )
+            .collect();
+        out.push_str(&named.join("; "));
+        out.push('\n');
+    }
+}
+
 fn document_text(xml: &[u8]) -> Result<String, ParseError> {
     let malformed = |reason: String| ParseError::Malformed {
         format: "docx",
@@ -62,7 +96,8 @@ fn document_text(xml: &[u8]) -> Result<String, ParseError> {
     let mut para = String::new();
     let (mut heading, mut list_item, mut in_text) = (None, false, false);
     let mut depth = 0usize;
-    let mut tables: Vec<(Vec<String>, String)> = Vec::new(); // (cells of the row, current cell)
+    // For each open table: the cells of the row, the current cell, the rows so far.
+    let mut tables: Vec<(Vec<String>, String, Vec<Vec<String>>)> = Vec::new();
     loop {
         let event = reader
             .read_event_into(&mut buf)
@@ -80,7 +115,7 @@ fn document_text(xml: &[u8]) -> Result<String, ParseError> {
                         list_item = false;
                     }
                     "t" => in_text = true,
-                    "tbl" => tables.push((Vec::new(), String::new())),
+                    "tbl" => tables.push((Vec::new(), String::new(), Vec::new())),
                     "tr" => {
                         if let Some(t) = tables.last_mut() {
                             t.0.clear();
@@ -125,7 +160,7 @@ fn document_text(xml: &[u8]) -> Result<String, ParseError> {
                     "t" => in_text = false,
                     "p" => {
                         let text = para.trim();
-                        if let Some((_, cell)) = tables.last_mut() {
+                        if let Some((_, cell, _)) = tables.last_mut() {
                             if !text.is_empty() {
                                 if !cell.is_empty() {
                                     cell.push(' ');
@@ -145,30 +180,32 @@ fn document_text(xml: &[u8]) -> Result<String, ParseError> {
                         para.clear();
                     }
                     "tc" => {
-                        if let Some((cells, cell)) = tables.last_mut() {
+                        if let Some((cells, cell, _)) = tables.last_mut() {
                             cells.push(std::mem::take(cell));
                         }
                     }
                     "tr" => {
-                        if let Some((cells, _)) = tables.last_mut() {
-                            let row = cells.join(" | ");
-                            if !row.trim_matches([' ', '|']).is_empty() {
-                                // A nested table's rows become part of the enclosing cell.
-                                let nested = tables.len() > 1;
+                        let nested = tables.len() > 1;
+                        if let Some((cells, _, rows)) = tables.last_mut() {
+                            let row = std::mem::take(cells);
+                            if row.iter().any(|c| !c.trim().is_empty()) {
                                 if nested {
-                                    let (_, outer_cell) =
+                                    // A nested table's rows become part of the enclosing cell.
+                                    let line = row.join(" | ");
+                                    let (_, outer_cell, _) =
                                         tables.iter_mut().rev().nth(1).expect("nested");
-                                    outer_cell.push_str(&row);
+                                    outer_cell.push_str(&line);
                                     outer_cell.push(' ');
                                 } else {
-                                    out.push_str(&row);
-                                    out.push('\n');
+                                    rows.push(row);
                                 }
                             }
                         }
                     }
                     "tbl" => {
-                        tables.pop();
+                        if let Some((_, _, rows)) = tables.pop() {
+                            write_table(&rows, &mut out);
+                        }
                     }
                     _ => {}
                 }

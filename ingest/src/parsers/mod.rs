@@ -5,9 +5,12 @@
 
 mod compound_file;
 mod csv;
+mod doc;
 mod docx;
 mod html;
+mod ocr;
 mod pdf;
+mod pptx;
 mod sniff;
 mod spreadsheet;
 mod text;
@@ -15,12 +18,15 @@ mod worker;
 mod worker_pool;
 mod zip_limits;
 
-use quarry_core::{ParseError, ParsedDocument, Parser};
+use quarry_core::{ParseError, ParseOptions, ParsedDocument, Parser};
 
 pub use self::csv::CsvParser;
+pub use self::doc::DocParser;
 pub use self::docx::DocxParser;
 pub use self::html::HtmlParser;
+pub use self::ocr::{ImageParser, check_languages as check_ocr_languages};
 pub use self::pdf::PdfParser;
+pub use self::pptx::PptxParser;
 pub use self::spreadsheet::SpreadsheetParser;
 pub use self::text::{MarkdownParser, TextParser, decode_text};
 pub use self::worker::{PARSE_TIMEOUT, use_worker_processes};
@@ -39,10 +45,18 @@ pub fn parser_for(key: &str) -> Result<&'static dyn Parser, ParseError> {
         "html" | "htm" => &HtmlParser,
         "csv" => &CsvParser,
         "docx" => &DocxParser,
+        "doc" => &DocParser,
         "pdf" => &PdfParser,
+        "pptx" => &PptxParser,
         "xlsx" | "xlsm" => &SpreadsheetParser { format: "xlsx" },
         "xls" => &SpreadsheetParser { format: "xls" },
         "ods" => &SpreadsheetParser { format: "ods" },
+        "png" => &ImageParser { format: "png" },
+        "jpg" | "jpeg" => &ImageParser { format: "jpeg" },
+        "tif" | "tiff" => &ImageParser { format: "tiff" },
+        "bmp" => &ImageParser { format: "bmp" },
+        "gif" => &ImageParser { format: "gif" },
+        "webp" => &ImageParser { format: "webp" },
         _ => return Err(ParseError::Unsupported(ext)),
     })
 }
@@ -75,6 +89,16 @@ pub fn parse_document(
     bytes: &[u8],
     max_bytes: u64,
 ) -> Result<ParsedDocument, ParseError> {
+    parse_document_with(key, bytes, max_bytes, &ParseOptions::default())
+}
+
+/// [`parse_document`] with a data source's options (OCR languages).
+pub fn parse_document_with(
+    key: &str,
+    bytes: &[u8],
+    max_bytes: u64,
+    options: &ParseOptions,
+) -> Result<ParsedDocument, ParseError> {
     if bytes.len() as u64 > max_bytes {
         return Err(ParseError::TooLarge {
             size: bytes.len() as u64,
@@ -82,7 +106,7 @@ pub fn parse_document(
         });
     }
     let parser = choose_parser(key, bytes)?;
-    let parsed = worker::parse_isolated(parser, bytes)?;
+    let parsed = worker::parse_isolated(parser, bytes, options)?;
     if parsed.text.trim().is_empty() {
         return Err(ParseError::Empty);
     }
@@ -99,7 +123,9 @@ mod tests {
         assert_eq!(parser_for("page.htm").unwrap().format(), "html");
         assert_eq!(parser_for("x.md").unwrap().format(), "md");
         assert_eq!(parser_for("rows.csv").unwrap().format(), "csv");
-        assert!(matches!(parser_for("scan.tiff"), Err(ParseError::Unsupported(e)) if e == "tiff"));
+        assert_eq!(parser_for("scan.TIF").unwrap().format(), "tiff");
+        assert_eq!(parser_for("photo.jpg").unwrap().format(), "jpeg");
+        assert!(matches!(parser_for("clip.mp4"), Err(ParseError::Unsupported(e)) if e == "mp4"));
         assert!(matches!(
             parser_for("README"),
             Err(ParseError::Unsupported(_))

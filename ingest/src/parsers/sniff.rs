@@ -1,10 +1,13 @@
-//! The format a document's first bytes announce (PDF, the Office zip formats, OpenDocument,
-//! the old binary Excel format, HTML), for files whose name has no extension or the wrong
+//! The format a document's first bytes announce (PDF, images, the Office zip formats,
+//! OpenDocument, the old binary Excel format, HTML), for files whose name has no extension or the wrong
 //! one.
 
 use quarry_core::Parser;
 
-use super::{DocxParser, HtmlParser, PdfParser, SpreadsheetParser, compound_file};
+use super::{
+    DocParser, DocxParser, HtmlParser, ImageParser, PdfParser, PptxParser, SpreadsheetParser,
+    compound_file,
+};
 
 /// What the content is, when its signature says so. `binary` marks formats whose signature
 /// cannot be mistaken for text, which win over a file's extension.
@@ -28,11 +31,24 @@ pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
     if contains(head, b"%PDF-") {
         return binary(&PdfParser);
     }
+    if let Some(format) = super::ocr::image_format(bytes) {
+        return binary(match format {
+            "png" => &ImageParser { format: "png" },
+            "jpeg" => &ImageParser { format: "jpeg" },
+            "tiff" => &ImageParser { format: "tiff" },
+            "bmp" => &ImageParser { format: "bmp" },
+            "gif" => &ImageParser { format: "gif" },
+            _ => &ImageParser { format: "webp" },
+        });
+    }
     if bytes.starts_with(b"PK\x03\x04") {
         // Zip entry names are stored in the clear; the first few kilobytes name the parts.
         let start = &bytes[..bytes.len().min(64 * 1024)];
         if contains(start, b"word/") {
             return binary(&DocxParser);
+        }
+        if contains(start, b"ppt/") {
+            return binary(&PptxParser);
         }
         if contains(start, b"xl/") {
             return binary(&SpreadsheetParser { format: "xlsx" });
@@ -43,9 +59,16 @@ pub fn sniff(bytes: &[u8]) -> Option<Sniffed> {
         return None;
     }
     if compound_file::is_compound_file(bytes) {
+        // Word 97 documents and Excel workbooks are both OLE files: a WordDocument stream
+        // says which.
+        let is_word = compound_file::Streams::open(bytes)
+            .and_then(|s| s.stream("WordDocument"))
+            .is_ok_and(|s| s.is_some());
+        if is_word {
+            return binary(&DocParser);
+        }
         return Some(Sniffed {
             parser: &SpreadsheetParser { format: "xls" },
-            // Word 97 documents are OLE files too: only trusted without an extension.
             binary: false,
         });
     }

@@ -128,6 +128,7 @@ impl Parser for SpreadsheetParser {
         Ok(ParsedDocument {
             text: out,
             page_starts,
+            ..ParsedDocument::default()
         })
     }
 }

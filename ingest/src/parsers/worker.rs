@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
-use quarry_core::{ParseError, ParsedDocument, Parser};
+use quarry_core::{ParseError, ParseOptions, ParsedDocument, Parser};
 
 use super::worker_pool;
 
@@ -32,12 +32,14 @@ pub fn use_worker_processes(exe: PathBuf) {
 pub fn parse_isolated(
     parser: &'static dyn Parser,
     bytes: &[u8],
+    options: &ParseOptions,
 ) -> Result<ParsedDocument, ParseError> {
     match WORKER_EXE.get() {
-        Some(exe) => worker_pool::parse(exe, parser, bytes, PARSE_TIMEOUT),
+        Some(exe) => worker_pool::parse(exe, parser, bytes, options, PARSE_TIMEOUT),
         None => run_isolated(parser.format(), PARSE_TIMEOUT, {
             let bytes = bytes.to_vec();
-            move || parser.parse(&bytes)
+            let options = options.clone();
+            move || parser.parse_with(&bytes, &options)
         }),
     }
 }
@@ -95,10 +97,7 @@ mod tests {
         });
         assert_eq!(reason(r), "parser crashed: index out of bounds");
         let ok = run_isolated("txt", Duration::from_secs(5), || {
-            Ok(ParsedDocument {
-                text: "fine".into(),
-                page_starts: vec![],
-            })
+            Ok(ParsedDocument::plain("fine".into()))
         });
         assert_eq!(ok.unwrap().text, "fine");
     }
@@ -124,10 +123,7 @@ mod tests {
         }
         // About 30 MB of stack: far past a default 2 MB thread, within the parser's.
         let r = run_isolated("docx", Duration::from_secs(30), || {
-            Ok(ParsedDocument {
-                text: depth(50_000).to_string(),
-                page_starts: vec![],
-            })
+            Ok(ParsedDocument::plain(depth(50_000).to_string()))
         });
         assert_eq!(r.unwrap().text, "50000");
     }

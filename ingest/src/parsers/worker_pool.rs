@@ -5,9 +5,11 @@
 //! timeout and is killed, is dropped and its document fails with the reason; a worker is
 //! retired after [`DOCUMENTS_PER_WORKER`] documents so its heap stays fresh.
 //!
-//! Frames: a request is the format's name (one length byte, then the name), the document's
-//! length (u64, little-endian) and its bytes; a reply is a length (u64) and a JSON object,
-//! `{"text", "page_starts"}` or `{"kind", "failure"}`.
+//! Frames: a request is the format's name (one length byte, then the name), the parse
+//! options (a length, u64 little-endian, and JSON `{"ocr_languages"}`) and the document (its
+//! length and its bytes); a reply is a length (u64) and a JSON object, `{"text",
+//! "page_starts", "ocr_pages"}` or `{"kind", "failure"}`, after any number of
+//! `{"progress"}` frames (one per page OCR has read: each page gets the timeout anew).
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -15,7 +17,7 @@ use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-use quarry_core::{ParseError, ParsedDocument, Parser};
+use quarry_core::{OcrPage, ParseError, ParseOptions, ParsedDocument, Parser};
 use serde_json::{Value, json};
 
 use super::worker::run_isolated;
@@ -28,6 +30,10 @@ pub const WORKER_ARG: &str = "__parse-worker";
 const DOCUMENTS_PER_WORKER: usize = 500;
 /// Idle workers kept for reuse.
 const MAX_IDLE: usize = 8;
+/// Longest one document may take, however many pages it reports progress on.
+const MAX_DOCUMENT_TIME: Duration = Duration::from_secs(60 * 60);
+/// The frame a worker sends after each page OCR reads.
+const PROGRESS: &[u8] = br#"{"progress":1}"#;
 /// What a dead worker said on stderr, kept for its documents' failure reason.
 const STDERR_KEPT: usize = 4096;
 
@@ -95,6 +101,7 @@ pub fn parse(
     exe: &Path,
     parser: &'static dyn Parser,
     bytes: &[u8],
+    options: &ParseOptions,
     timeout: Duration,
 ) -> Result<ParsedDocument, ParseError> {
     let format = parser.format();
@@ -107,6 +114,9 @@ pub fn parse(
     // The header, then the document as it is (no copy of it).
     let mut header = vec![format.len() as u8];
     header.extend_from_slice(format.as_bytes());
+    let options = json!({ "ocr_languages": options.ocr_languages }).to_string();
+    header.extend_from_slice(&(options.len() as u64).to_le_bytes());
+    header.extend_from_slice(options.as_bytes());
     header.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
     let sent = worker
         .stdin
@@ -114,7 +124,7 @@ pub fn parse(
         .and_then(|()| worker.stdin.write_all(bytes))
         .and_then(|()| worker.stdin.flush());
     let reply = match sent {
-        Ok(()) => worker.replies.recv_timeout(timeout),
+        Ok(()) => next_reply(&worker, timeout),
         Err(_) => Err(mpsc::RecvTimeoutError::Disconnected),
     };
     let reply = match reply {
@@ -154,7 +164,40 @@ pub fn parse(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(ParsedDocument { text, page_starts })
+    let ocr_pages = reply["ocr_pages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| {
+                    Some(OcrPage {
+                        page: p.get(0)?.as_u64()? as u32,
+                        confidence: p.get(1)?.as_f64()? as f32,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(ParsedDocument {
+        text,
+        page_starts,
+        ocr_pages,
+    })
+}
+
+/// The worker's reply, waiting up to `timeout` for it or for the next progress frame (each
+/// of which allows `timeout` again), at most [`MAX_DOCUMENT_TIME`] in all.
+fn next_reply(worker: &Worker, timeout: Duration) -> Result<Vec<u8>, mpsc::RecvTimeoutError> {
+    let started = std::time::Instant::now();
+    loop {
+        let left = MAX_DOCUMENT_TIME.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(mpsc::RecvTimeoutError::Timeout);
+        }
+        let frame = worker.replies.recv_timeout(timeout.min(left))?;
+        if frame != PROGRESS {
+            return Ok(frame);
+        }
+    }
 }
 
 /// Why a worker went away: its exit status and the first thing it said
@@ -184,12 +227,18 @@ fn limit_address_space(bytes: u64) {
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) };
 }
 
-fn reply_for(format: &str, bytes: Vec<u8>) -> Value {
+fn reply_for(format: &str, options: ParseOptions, bytes: Vec<u8>) -> Value {
     let Ok(parser) = super::parser_for(&format!("document.{format}")) else {
         return json!({ "kind": "other", "failure": format!("unknown format {format}") });
     };
-    match run_isolated(parser.format(), Duration::MAX, move || parser.parse(&bytes)) {
-        Ok(doc) => json!({ "text": doc.text, "page_starts": doc.page_starts }),
+    match run_isolated(parser.format(), Duration::MAX, move || {
+        parser.parse_with(&bytes, &options)
+    }) {
+        Ok(doc) => json!({
+            "text": doc.text,
+            "page_starts": doc.page_starts,
+            "ocr_pages": doc.ocr_pages.iter().map(|p| json!([p.page, p.confidence])).collect::<Vec<_>>(),
+        }),
         Err(ParseError::Malformed { reason, .. }) => {
             json!({ "kind": "malformed", "failure": reason })
         }
@@ -203,28 +252,49 @@ fn reply_for(format: &str, bytes: Vec<u8>) -> Value {
 pub fn worker_main() -> ExitCode {
     limit_address_space(WORKER_MEMORY);
     let mut input = BufReader::new(std::io::stdin().lock());
-    let mut output = BufWriter::new(std::io::stdout().lock());
+    let output = std::sync::Arc::new(Mutex::new(BufWriter::new(std::io::stdout())));
+    let progress = output.clone();
+    super::ocr::on_page_read(Box::new(move || {
+        let _ = write_frame(
+            &mut *progress.lock().unwrap_or_else(|e| e.into_inner()),
+            PROGRESS,
+        );
+    }));
     loop {
         let mut name_len = [0u8; 1];
         if input.read_exact(&mut name_len).is_err() {
             return ExitCode::SUCCESS; // the pool closed our stdin
         }
         let mut name = vec![0u8; name_len[0] as usize];
-        let Ok(bytes) = input
+        let Ok((options, bytes)) = input
             .read_exact(&mut name)
-            .and_then(|()| read_frame(&mut input))
+            .and_then(|()| Ok((read_frame(&mut input)?, read_frame(&mut input)?)))
         else {
             return ExitCode::FAILURE;
         };
-        let reply = reply_for(&String::from_utf8_lossy(&name), bytes).to_string();
-        let written = output
-            .write_all(&(reply.len() as u64).to_le_bytes())
-            .and_then(|()| output.write_all(reply.as_bytes()))
-            .and_then(|()| output.flush());
-        if written.is_err() {
+        let options: Value = serde_json::from_slice(&options).unwrap_or_default();
+        let options = ParseOptions {
+            ocr_languages: options["ocr_languages"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_else(|| ParseOptions::default().ocr_languages),
+        };
+        let reply = reply_for(&String::from_utf8_lossy(&name), options, bytes).to_string();
+        let mut output = output.lock().unwrap_or_else(|e| e.into_inner());
+        if write_frame(&mut *output, reply.as_bytes()).is_err() {
             return ExitCode::FAILURE;
         }
     }
+}
+
+fn write_frame(output: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
+    output.write_all(&(body.len() as u64).to_le_bytes())?;
+    output.write_all(body)?;
+    output.flush()
 }
 
 #[cfg(test)]
@@ -264,6 +334,7 @@ mod tests {
             &exe,
             &PdfParser,
             b"%PDF-1.4",
+            &ParseOptions::default(),
             Duration::from_secs(10),
         ));
         assert!(
@@ -282,6 +353,7 @@ mod tests {
             &exe,
             &PdfParser,
             b"%PDF-1.4",
+            &ParseOptions::default(),
             Duration::from_millis(300),
         ));
         assert_eq!(r, "parsing took longer than 0 s; given up");

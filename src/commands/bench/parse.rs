@@ -28,6 +28,8 @@ pub struct ParseBenchArgs {
 struct Totals {
     files: usize,
     pages: usize,
+    /// Pages read by OCR.
+    ocr_pages: usize,
     bytes: u64,
     seconds: f64,
     slowest: f64,
@@ -92,7 +94,18 @@ pub fn run(args: ParseBenchArgs) -> anyhow::Result<ExitCode> {
         match &parsed {
             Ok(doc) => {
                 t.pages += doc.page_starts.len();
+                t.ocr_pages += doc.ocr_pages.len();
                 row["pages"] = json!(doc.page_starts.len());
+                if !doc.ocr_pages.is_empty() {
+                    row["ocrPages"] = json!(doc.ocr_pages.len());
+                    row["ocrConfidence"] = json!(
+                        doc.ocr_pages
+                            .iter()
+                            .map(|p| p.confidence as f64)
+                            .sum::<f64>()
+                            / doc.ocr_pages.len() as f64
+                    );
+                }
                 if let Some(out) = &args.out {
                     let target = out.join(format!("{}.txt", relative.display()));
                     fs_err::create_dir_all(target.parent().unwrap_or(out))?;
@@ -110,8 +123,8 @@ pub fn run(args: ParseBenchArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!();
     println!(
-        "{:<6} {:>6} {:>7} {:>8} {:>8} {:>9} {:>10} {:>8}  failures",
-        "format", "files", "pages", "MB", "seconds", "pages/s", "MB/s", "slowest"
+        "{:<6} {:>6} {:>7} {:>6} {:>8} {:>8} {:>9} {:>10} {:>8}  failures",
+        "format", "files", "pages", "OCR", "MB", "seconds", "pages/s", "MB/s", "slowest"
     );
     for (format, t) in &totals {
         let failures: Vec<String> = t
@@ -120,14 +133,20 @@ pub fn run(args: ParseBenchArgs) -> anyhow::Result<ExitCode> {
             .map(|(reason, n)| format!("{n}× {reason}"))
             .collect();
         println!(
-            "{:<6} {:>6} {:>7} {:>8.1} {:>8.2} {:>9} {:>10.1} {:>7.2}s  {}",
+            "{:<6} {:>6} {:>7} {:>6} {:>8.1} {:>8.2} {:>9} {:>10.1} {:>7.2}s  {}",
             format,
             t.files,
             t.pages,
+            t.ocr_pages,
             t.bytes as f64 / 1e6,
             t.seconds,
             if t.pages > 0 {
-                format!("{:.0}", t.pages as f64 / t.seconds)
+                let rate = t.pages as f64 / t.seconds;
+                if rate < 10.0 {
+                    format!("{rate:.2}")
+                } else {
+                    format!("{rate:.0}")
+                }
             } else {
                 "-".into()
             },

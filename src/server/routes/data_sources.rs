@@ -261,6 +261,7 @@ fn data_source_config(
         sync_interval: None,
         data_deletion_policy,
         tags: Default::default(),
+        ocr: None,
     };
     match (c.kind.as_str(), c.s3_configuration) {
         ("CUSTOM", None) => {}

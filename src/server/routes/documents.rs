@@ -384,6 +384,7 @@ async fn with_target<T: Send + 'static>(
                 store: kb.store.as_ref(),
                 ledger: ledger.as_ref(),
                 max_document_bytes,
+                parse_options: ds.parse_options(),
             };
             work(&target, ds.bucket.as_deref()).map_err(|e| match e {
                 quarry_ingest::sync::SyncError::Embedding(reason) => {

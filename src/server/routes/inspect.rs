@@ -194,7 +194,7 @@ fn parsed_text(
     let bytes = source
         .fetch(key)
         .map_err(|e| format!("the data source cannot give the document now: {e}"))?;
-    quarry_ingest::parsers::parse_document(key, &bytes, max_bytes)
+    quarry_ingest::parsers::parse_document_with(key, &bytes, max_bytes, &ds.parse_options())
         .map(|parsed| parsed.text)
         .map_err(|e| format!("the document no longer parses: {e}"))
 }

@@ -11,6 +11,9 @@ const RESERVED: u32 = 0xFFFF_FFFA;
 /// Streams smaller than this live in the mini stream.
 const MINI_CUTOFF: u64 = 4096;
 
+mod streams;
+pub use streams::Streams;
+
 pub fn is_compound_file(bytes: &[u8]) -> bool {
     bytes.starts_with(SIGNATURE)
 }
