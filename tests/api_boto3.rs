@@ -128,3 +128,8 @@ fn console_in_headless_chromium() {
 fn ocr_of_scans_and_images_through_parse_and_sync() {
     run_module("test_ocr");
 }
+
+#[test]
+fn word_97_and_powerpoint_files_made_by_libreoffice() {
+    run_module("test_office_formats");
+}

@@ -8,6 +8,9 @@ pub struct ParsedDocument {
     pub page_starts: Vec<usize>,
     /// The pages whose text came from OCR (a scan, an image), in page order.
     pub ocr_pages: Vec<OcrPage>,
+    /// What the parser could not read and left out, the document being indexed without it
+    /// (`sheet quakes: 1 unreadable cell left out (…)`).
+    pub warnings: Vec<String>,
 }
 
 /// A page read by OCR, and how sure the engine was of it.

@@ -127,6 +127,9 @@ pub(crate) fn prepare(
         parse_document_with(&doc.key, &bytes, max_document_bytes, options)
     })
     .map_err(|e| DocumentError::Failed(e.to_string()))?;
+    for warning in &parsed.warnings {
+        tracing::warn!(document = %doc.key, %warning, "indexed without what could not be read");
+    }
     let chunks = timed(observer, Stage::Chunk, || chunker.chunk(&parsed));
     if chunks.is_empty() {
         return Err(DocumentError::Failed(

@@ -183,3 +183,33 @@ fn broken_spreadsheets_fail_with_reasons() {
         other => panic!("{other:?}"),
     }
 }
+
+/// readxl's `datasets.xlsx` stores numbers padded (`<v> 41</v>`), which calamine refuses:
+/// the cell is read leniently, the rest of the sheet and workbook as always, with a note.
+#[test]
+fn a_number_stored_padded_does_not_fail_the_workbook() {
+    let quakes = [
+        row(1, &["lat", "stations"]),
+        r#"<row r="2"><c r="A2" t="n"><v>-20.42</v></c><c r="B2" t="n"><v> 41</v></c></row>"#
+            .into(),
+        r#"<row r="3"><c r="A3" t="n"><v>-20.62</v></c><c r="B3" t="n"><v>15</v></c></row>"#.into(),
+    ]
+    .concat();
+    let iris = [row(1, &["Species"]), row(2, &["setosa"])].concat();
+    let doc = parse_document(
+        "datasets.xlsx",
+        &xlsx(&[("iris", &iris), ("quakes", &quakes)]),
+        LIMIT,
+    )
+    .unwrap();
+    assert_eq!(
+        doc.text,
+        "# Sheet: iris\nSpecies: setosa\n# Sheet: quakes\nlat: -20.42; stations: 41\nlat: -20.62; stations: 15\n"
+    );
+    assert_eq!(doc.warnings.len(), 1);
+    assert!(
+        doc.warnings[0].starts_with("sheet quakes: 1 cell read leniently ("),
+        "{:?}",
+        doc.warnings
+    );
+}

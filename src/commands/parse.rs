@@ -51,9 +51,18 @@ pub fn run(_config: &Path, args: ParseArgs) -> anyhow::Result<ExitCode> {
     let options = ParseOptions {
         ocr_languages: args.ocr_languages.clone(),
     };
-    match parse_document_with(&name, &bytes, args.max_bytes, &options) {
+    let parsed = parse_document_with(&name, &bytes, args.max_bytes, &options);
+    if let Ok(doc) = &parsed {
+        for warning in &doc.warnings {
+            eprintln!("{name}: warning: {warning}");
+        }
+    }
+    match parsed {
         Ok(doc) if args.json => {
             let mut out = json!({ "file": name, "format": format, "bytes": bytes.len(), "characters": doc.text.chars().count() });
+            if !doc.warnings.is_empty() {
+                out["warnings"] = json!(doc.warnings);
+            }
             if doc.page_starts.is_empty() {
                 out["text"] = json!(doc.text);
             } else {

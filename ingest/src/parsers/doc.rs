@@ -161,9 +161,11 @@ fn text_of(word: &[u8], pieces: &[Piece], chars: u64) -> Result<String, ParseErr
 }
 
 /// Word's control characters as text: paragraph and line ends as newlines, cell marks as
-/// ` | `, field codes dropped (their results kept), object anchors and optional hyphens out.
+/// ` | ` (a cell mark right after another ends the table row), field codes dropped (their
+/// results kept), object anchors and optional hyphens out.
 fn clean(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
+    let mut previous = '\0';
     // Fields nest: for each open field, whether we are past its separator (its result).
     let mut fields: Vec<bool> = Vec::new();
     for c in raw.chars() {
@@ -187,8 +189,11 @@ fn clean(raw: &str) -> String {
         if fields.iter().any(|in_result| !in_result) {
             continue; // a field's code
         }
+        let after_cell = previous == '\u{07}';
+        previous = c;
         match c {
             '\r' | '\u{0B}' | '\u{0C}' => out.push('\n'),
+            '\u{07}' if after_cell => out.push('\n'),
             '\u{07}' => out.push_str(" | "),
             '\u{1E}' => out.push('-'),
             '\u{A0}' => out.push(' '),
@@ -197,10 +202,13 @@ fn clean(raw: &str) -> String {
         }
     }
     // A table row ends with a cell mark and a row mark: "a | b |  | " → "a | b".
-    out.lines()
+    let mut text: String = out
+        .lines()
         .map(|l| l.trim_end_matches([' ', '|']).trim_end())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    text.push('\n');
+    text
 }
 
 #[cfg(test)]
@@ -209,10 +217,10 @@ mod tests {
 
     #[test]
     fn control_characters_become_text() {
-        let raw = "Title\rSee \u{13} HYPERLINK \"http://x\" \u{14}the site\u{15} now.\rA\u{07}B\u{07}\u{07}\rnon\u{1E}breaking opt\u{1F}ional\r";
+        let raw = "Title\rSee \u{13} HYPERLINK \"http://x\" \u{14}the site\u{15} now.\rA\u{07}B\u{07}\u{07}C\u{07}D\u{07}\u{07}non\u{1E}breaking opt\u{1F}ional\r";
         assert_eq!(
             clean(raw),
-            "Title\nSee the site now.\nA | B\nnon-breaking optional"
+            "Title\nSee the site now.\nA | B\nC | D\nnon-breaking optional\n"
         );
     }
 

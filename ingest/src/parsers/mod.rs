@@ -9,6 +9,7 @@ mod doc;
 mod docx;
 mod html;
 mod ocr;
+mod ooxml;
 mod pdf;
 mod pptx;
 mod sniff;

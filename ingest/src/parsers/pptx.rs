@@ -2,12 +2,11 @@
 //! slide per page (so chunks carry the slide number), paragraphs as lines, tables as rows of
 //! `cell | cell`, then the slide's speaker notes. Slide-number fields are left out.
 
-use std::collections::HashMap;
-
 use quarry_core::{ParseError, ParsedDocument, Parser};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
+use super::ooxml::{relationships, resolve};
 use super::zip_limits;
 
 pub struct PptxParser;
@@ -36,7 +35,7 @@ impl Parser for PptxParser {
             .ok_or_else(|| malformed("no ppt/presentation.xml: not a PowerPoint presentation"))?;
         let relations = read("ppt/_rels/presentation.xml.rels")?
             .ok_or_else(|| malformed("no ppt/_rels/presentation.xml.rels"))?;
-        let targets = relationships(&relations, "ppt/_rels/presentation.xml.rels")?;
+        let targets = relationships(&relations, "ppt/_rels/presentation.xml.rels", "pptx")?;
         let order = slide_ids(&presentation)?;
         if order.len() > MAX_SLIDES {
             return Err(malformed(format!(
@@ -58,7 +57,7 @@ impl Parser for PptxParser {
             let (dir, file) = path.rsplit_once('/').unwrap_or(("", &path));
             let rels_path = format!("{dir}/_rels/{file}.rels");
             if let Some(rels) = read(&rels_path)? {
-                for (target, kind) in relationships(&rels, &rels_path)?.values() {
+                for (target, kind) in relationships(&rels, &rels_path, "pptx")?.values() {
                     if kind.ends_with("/notesSlide") {
                         let notes_path = resolve(dir, target);
                         if let Some(notes) = read(&notes_path)? {
@@ -80,53 +79,6 @@ impl Parser for PptxParser {
         }
         Ok(doc)
     }
-}
-
-/// `base/../x/y.xml` → `x/y.xml`; an absolute target (`/ppt/…`) is taken as it is.
-fn resolve(base: &str, target: &str) -> String {
-    if let Some(absolute) = target.strip_prefix('/') {
-        return absolute.to_owned();
-    }
-    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
-    for part in target.split('/') {
-        match part {
-            ".." => {
-                parts.pop();
-            }
-            "." | "" => {}
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
-}
-
-/// A relationships part: id → (target, type).
-fn relationships(xml: &[u8], name: &str) -> Result<HashMap<String, (String, String)>, ParseError> {
-    let mut reader = Reader::from_reader(xml);
-    let mut buf = Vec::new();
-    let mut out = HashMap::new();
-    loop {
-        match reader
-            .read_event_into(&mut buf)
-            .map_err(|e| malformed(format!("{name}: {e}")))?
-        {
-            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "Relationship" => {
-                let get = |key: &str| {
-                    e.attributes()
-                        .flatten()
-                        .find(|a| a.key.local_name().as_ref() == key)
-                        .map(|a| a.value.to_string())
-                };
-                if let (Some(id), Some(target)) = (get("Id"), get("Target")) {
-                    out.insert(id, (target, get("Type").unwrap_or_default()));
-                }
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-        buf.clear();
-    }
-    Ok(out)
 }
 
 /// The relationship ids of the slides, in presentation order (`p:sldIdLst`).
@@ -256,19 +208,4 @@ fn text_of(xml: &[u8], name: &str) -> Result<String, ParseError> {
         buf.clear();
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_resolve_against_their_part() {
-        assert_eq!(resolve("ppt", "slides/slide1.xml"), "ppt/slides/slide1.xml");
-        assert_eq!(
-            resolve("ppt/slides", "../notesSlides/notesSlide1.xml"),
-            "ppt/notesSlides/notesSlide1.xml"
-        );
-        assert_eq!(resolve("ppt/slides", "/ppt/x.xml"), "ppt/x.xml");
-    }
 }

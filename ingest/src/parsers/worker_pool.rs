@@ -8,7 +8,7 @@
 //! Frames: a request is the format's name (one length byte, then the name), the parse
 //! options (a length, u64 little-endian, and JSON `{"ocr_languages"}`) and the document (its
 //! length and its bytes); a reply is a length (u64) and a JSON object, `{"text",
-//! "page_starts", "ocr_pages"}` or `{"kind", "failure"}`, after any number of
+//! "page_starts", "ocr_pages", "warnings"}` or `{"kind", "failure"}`, after any number of
 //! `{"progress"}` frames (one per page OCR has read: each page gets the timeout anew).
 
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -177,10 +177,19 @@ pub fn parse(
                 .collect()
         })
         .unwrap_or_default();
+    let warnings = reply["warnings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(ParsedDocument {
         text,
         page_starts,
         ocr_pages,
+        warnings,
     })
 }
 
@@ -238,6 +247,7 @@ fn reply_for(format: &str, options: ParseOptions, bytes: Vec<u8>) -> Value {
             "text": doc.text,
             "page_starts": doc.page_starts,
             "ocr_pages": doc.ocr_pages.iter().map(|p| json!([p.page, p.confidence])).collect::<Vec<_>>(),
+            "warnings": doc.warnings,
         }),
         Err(ParseError::Malformed { reason, .. }) => {
             json!({ "kind": "malformed", "failure": reason })

@@ -172,6 +172,7 @@ impl Parser for PdfParser {
             text,
             page_starts,
             ocr_pages,
+            ..ParsedDocument::default()
         })
     }
 }

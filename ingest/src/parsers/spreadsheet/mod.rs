@@ -10,6 +10,8 @@ use quarry_core::{ParseError, ParsedDocument, Parser};
 
 use super::{compound_file, zip_limits};
 
+mod lenient_xlsx;
+
 pub struct SpreadsheetParser {
     pub format: &'static str,
 }
@@ -37,23 +39,73 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
-/// A sheet's non-empty cells as (row, column, value). XLSX sheets are read cell by cell, so a
-/// sheet with two cells far apart costs two cells, not the rectangle between them; the other
-/// formats come through calamine's ranges.
+/// Errors in a row, with no cell read between them, after which a sheet is given up.
+const MAX_ERRORS_IN_A_ROW: usize = 100;
+
+/// A sheet's non-empty cells as (row, column, value), and a note on the cells that could not
+/// be read. XLSX sheets are read cell by cell, so a sheet with two cells far apart costs two
+/// cells, not the rectangle between them, and one bad cell (a number stored as `" 41"`)
+/// costs that cell only; the other formats come through calamine's ranges.
 fn sheet_cells(
     workbook: &mut Sheets<Cursor<&[u8]>>,
+    bytes: &[u8],
     name: &str,
-) -> Result<Vec<(u32, u32, Data)>, String> {
+) -> Result<(Vec<(u32, u32, Data)>, Option<String>), String> {
     let mut cells = Vec::new();
+    let mut note = None;
     if let Sheets::Xlsx(xlsx) = workbook {
         let mut reader = xlsx
             .worksheet_cells_reader(name)
             .map_err(|e| e.to_string())?;
-        while let Some(cell) = reader.next_cell().map_err(|e| e.to_string())? {
-            let value = Data::from(cell.get_value().clone());
-            if !matches!(value, Data::Empty) {
-                let (row, col) = cell.get_position();
-                cells.push((row, col, value));
+        let (mut unreadable, mut in_a_row, mut first_error) = (0usize, 0usize, None);
+        loop {
+            match reader.next_cell() {
+                Ok(Some(cell)) => {
+                    in_a_row = 0;
+                    let value = Data::from(cell.get_value().clone());
+                    if !matches!(value, Data::Empty) {
+                        let (row, col) = cell.get_position();
+                        cells.push((row, col, value));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    unreadable += 1;
+                    in_a_row += 1;
+                    let e = first_error.get_or_insert_with(|| e.to_string());
+                    if in_a_row > MAX_ERRORS_IN_A_ROW {
+                        return Err(e.clone());
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            let s = if unreadable == 1 { "" } else { "s" };
+            // The cells calamine refused, from a lenient second reading of the sheet.
+            match lenient_xlsx::sheet_cells(bytes, name) {
+                Ok(all) => {
+                    let known: std::collections::HashSet<(u32, u32)> =
+                        cells.iter().map(|&(r, c, _)| (r, c)).collect();
+                    let before = cells.len();
+                    cells.extend(
+                        all.into_iter()
+                            .filter(|&(r, c, _)| !known.contains(&(r, c))),
+                    );
+                    let recovered = cells.len() - before;
+                    note = Some(if recovered >= unreadable {
+                        format!("sheet {name}: {unreadable} cell{s} read leniently ({e})")
+                    } else {
+                        format!(
+                            "sheet {name}: {} unreadable cell{s} left out ({e})",
+                            unreadable - recovered
+                        )
+                    });
+                }
+                Err(lenient) => {
+                    note = Some(format!(
+                        "sheet {name}: {unreadable} unreadable cell{s} left out ({e}; {lenient})"
+                    ))
+                }
             }
         }
         cells.sort_by_key(|&(row, col, _)| (row, col));
@@ -64,7 +116,7 @@ fn sheet_cells(
             cells.push((row0 + row as u32, col0 + col as u32, value.clone()));
         }
     }
-    Ok(cells)
+    Ok((cells, note))
 }
 
 /// One sheet as text: its name, then a line per row naming each value's column from the
@@ -115,9 +167,11 @@ impl Parser for SpreadsheetParser {
             open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| malformed(e.to_string()))?;
         let mut out = String::new();
         let mut page_starts = Vec::new();
+        let mut warnings = Vec::new();
         for name in workbook.sheet_names() {
-            let cells = sheet_cells(&mut workbook, &name)
+            let (cells, note) = sheet_cells(&mut workbook, bytes, &name)
                 .map_err(|e| malformed(format!("sheet {name}: {e}")))?;
+            warnings.extend(note);
             let start = out.len();
             write_sheet(&name, cells, &mut out);
             if out.len() > start {
@@ -128,6 +182,7 @@ impl Parser for SpreadsheetParser {
         Ok(ParsedDocument {
             text: out,
             page_starts,
+            warnings,
             ..ParsedDocument::default()
         })
     }
