@@ -39,6 +39,9 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
+/// A sheet's non-empty cells as (row, column, value).
+type Cells = Vec<(u32, u32, Data)>;
+
 /// Errors in a row, with no cell read between them, after which a sheet is given up.
 const MAX_ERRORS_IN_A_ROW: usize = 100;
 
@@ -50,7 +53,7 @@ fn sheet_cells(
     workbook: &mut Sheets<Cursor<&[u8]>>,
     bytes: &[u8],
     name: &str,
-) -> Result<(Vec<(u32, u32, Data)>, Option<String>), String> {
+) -> Result<(Cells, Option<String>), String> {
     let mut cells = Vec::new();
     let mut note = None;
     if let Sheets::Xlsx(xlsx) = workbook {
