@@ -361,3 +361,119 @@ fn image_only_truncated_and_garbage_files_fail_with_a_reason() {
     let junk = reason(parse(b"%PDF-1.4\nthis is not a pdf at all"));
     assert!(!junk.is_empty());
 }
+
+/// Cells placed one by one (`Tm`) at column positions, rows 18 points apart, as report
+/// writers and spreadsheet exports draw tables; `rules` adds the grid a ruled table has.
+fn table_page(title: &str, rows: &[&[&str]], columns: &[f32], rules: bool) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    let top = 700.0;
+    if rules {
+        let width = columns.last().unwrap() + 120.0 - columns[0] + 8.0;
+        for r in 0..=rows.len() {
+            let y = top + 14.0 - 18.0 * r as f32;
+            ops.push(op(
+                "re",
+                vec![
+                    (columns[0] - 4.0).into(),
+                    y.into(),
+                    width.into(),
+                    0.5.into(),
+                ],
+            ));
+            ops.push(op("f", vec![]));
+        }
+        for &x in columns
+            .iter()
+            .chain([columns.last().unwrap() + 120.0].iter())
+        {
+            let height = 18.0 * rows.len() as f32;
+            ops.push(op(
+                "re",
+                vec![
+                    (x - 4.0).into(),
+                    (top + 14.0 - height).into(),
+                    0.5.into(),
+                    height.into(),
+                ],
+            ));
+            ops.push(op("f", vec![]));
+        }
+    }
+    ops.push(op("BT", vec![]));
+    ops.push(op("Tf", vec!["F1".into(), 10.into()]));
+    ops.push(op(
+        "Tm",
+        vec![
+            1.into(),
+            0.into(),
+            0.into(),
+            1.into(),
+            72.into(),
+            740.into(),
+        ],
+    ));
+    ops.push(op("Tj", vec![text(title)]));
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            if cell.is_empty() {
+                continue;
+            }
+            // Numbers right-aligned in their column, as tables set them.
+            let numeric = cell.chars().all(|ch| ch.is_ascii_digit() || ch == ',');
+            let x = if numeric {
+                columns[c] + 60.0 - 5.56 * cell.len() as f32
+            } else {
+                columns[c]
+            };
+            let y = top - 18.0 * r as f32;
+            ops.push(op(
+                "Tm",
+                vec![1.into(), 0.into(), 0.into(), 1.into(), x.into(), y.into()],
+            ));
+            ops.push(op("Tj", vec![text(cell)]));
+        }
+    }
+    ops.push(op(
+        "Tm",
+        vec![
+            1.into(),
+            0.into(),
+            0.into(),
+            1.into(),
+            72.into(),
+            (top - 18.0 * rows.len() as f32 - 20.0).into(),
+        ],
+    ));
+    ops.push(op("Tj", vec![text("Prices include tax.")]));
+    ops.push(op("ET", vec![]));
+    ops
+}
+
+#[test]
+fn aligned_and_ruled_tables_come_out_as_rows_naming_their_columns() {
+    let rows: &[&[&str]] = &[
+        &["Item", "Unit price", "In stock"],
+        &["Laptop stand", "900", "12"],
+        &["Mouse", "", "150"],
+        &["Docking station", "1,200", "3"],
+    ];
+    let expected = "Price list\nItem | Unit price | In stock\nItem: Laptop stand; Unit price: 900; In stock: 12\nItem: Mouse; In stock: 150\nItem: Docking station; Unit price: 1,200; In stock: 3\nPrices include tax.\n";
+    for rules in [false, true] {
+        let mut b = Builder::new();
+        b.page(table_page("Price list", rows, &[72.0, 220.0, 340.0], rules));
+        assert_eq!(parse(&b.bytes()).unwrap().text, expected, "rules: {rules}");
+    }
+}
+
+#[test]
+fn prose_set_in_two_columns_is_not_a_table() {
+    let left = "Kilns are fired slowly over a long day";
+    let right = "while the glaze matures in the heat";
+    let rows: Vec<[&str; 2]> = (0..4).map(|_| [left, right]).collect();
+    let rows: Vec<&[&str]> = rows.iter().map(|r| &r[..]).collect();
+    let mut b = Builder::new();
+    b.page(table_page("Notes", &rows, &[72.0, 320.0], false));
+    let text = parse(&b.bytes()).unwrap().text;
+    assert!(!text.contains(": "), "{text}");
+    assert!(text.contains(&format!("{left} {right}")), "{text}");
+}

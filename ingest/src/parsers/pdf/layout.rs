@@ -2,9 +2,16 @@
 //! words: a glyph that starts well off the previous one's baseline starts a new line, a gap
 //! along the baseline wider than a fraction of the font size is a space, and a word broken
 //! with a hyphen at the end of a line is joined again. An accent drawn as a glyph of its own
-//! over a letter (as TeX does for `\"u`) is put together with it (`ü`).
+//! over a letter (as TeX does for `\"u`) is put together with it (`ü`). Where each line's
+//! cells (runs of words parted by wide gaps) start and end is kept, so aligned columns can be
+//! read as a table (`tables.rs`).
 
 use unicode_normalization::UnicodeNormalization;
+
+use super::tables::{self, CELL_BREAK, LineCells};
+
+/// A gap along the baseline at least this many font sizes wide separates cells of a table.
+const CELL_GAP: f32 = 1.2;
 
 /// A gap along the baseline at least this many font sizes wide separates words.
 const WORD_GAP: f32 = 0.15;
@@ -50,6 +57,10 @@ pub struct Layout {
     out: String,
     last: Option<Pen>,
     pending_space: bool,
+    /// The cells of each line of `out` so far.
+    lines: Vec<LineCells>,
+    /// The next glyph begins a line of its own.
+    line_ended: bool,
 }
 
 /// Where a shown glyph sits, in device space.
@@ -74,6 +85,7 @@ impl Layout {
             }
             return;
         }
+        let mut new_cell = false;
         if let Some(last) = self.last {
             let dx = at.origin[0] - last.end[0];
             let dy = at.origin[1] - last.end[1];
@@ -83,6 +95,11 @@ impl Layout {
             let turned = last.dir[0] * at.dir[0] + last.dir[1] * at.dir[1] < 0.9;
             if turned || across.abs() > LINE_SHIFT * size || along < -20.0 * size {
                 self.new_line(text);
+            } else if along > CELL_GAP * size && !self.out.ends_with('\n') {
+                let trimmed = self.out.trim_end_matches(' ').len();
+                self.out.truncate(trimmed);
+                self.out.push(CELL_BREAK);
+                new_cell = true;
             } else if self.pending_space || along > WORD_GAP * size {
                 self.space();
             } else if along < -OVERSTRIKE * size && self.overstrike(text) {
@@ -100,6 +117,24 @@ impl Layout {
         }
         self.out.push_str(text);
         self.pending_space = false;
+        // Positions along the baseline, for finding aligned columns.
+        let x0 = at.origin[0] * at.dir[0] + at.origin[1] * at.dir[1];
+        let x1 = at.end[0] * at.dir[0] + at.end[1] * at.dir[1];
+        match self.lines.last_mut() {
+            Some(line) if !self.line_ended => {
+                if new_cell {
+                    line.spans.push([x0, x1]);
+                } else if let Some(span) = line.spans.last_mut() {
+                    span[1] = span[1].max(x1);
+                }
+                line.size = line.size.max(at.size);
+            }
+            _ => self.lines.push(LineCells {
+                spans: vec![[x0, x1]],
+                size: at.size,
+            }),
+        }
+        self.line_ended = false;
         self.last = Some(Pen {
             end: at.end,
             dir: at.dir,
@@ -146,6 +181,7 @@ impl Layout {
             self.out.truncate(trimmed.len());
             if !self.out.is_empty() && !self.out.ends_with('\n') {
                 self.out.push('\n');
+                self.line_ended = true;
             }
         }
     }
@@ -160,8 +196,9 @@ impl Layout {
     pub fn finish(mut self) -> String {
         self.out.truncate(self.out.trim_end().len());
         if !self.out.chars().any(is_right_to_left) {
-            return self.out;
+            return tables::rows_named(&self.out, &self.lines);
         }
+        self.out = self.out.replace(CELL_BREAK, " ");
         let lines: Vec<String> = self.out.lines().map(logical_order).collect();
         lines.join("\n")
     }

@@ -11,6 +11,7 @@ mod encodings;
 mod fonts;
 mod layout;
 mod objects;
+mod tables;
 
 use lopdf::Document;
 use quarry_core::{OcrPage, ParseError, ParseOptions, ParsedDocument, Parser};
