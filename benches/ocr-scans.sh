@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${CARGO_TARGET_DIR:-target}
 WORK=${WORK:-$TARGET/bench-ocr}
-DOCS=${DOCS:-$TARGET/bench-parse/docs}
+# The parse bench's documents when it has fetched them, else this bench's own copy of the PDFs.
+DOCS=${DOCS:-$([ -d "$TARGET/bench-parse/docs" ] && echo "$TARGET/bench-parse/docs" || echo "$WORK/docs")}
 PAGES=${PAGES:-40}
 DPI=${DPI:-300}
 PACKAGES="texlive-latex-recommended-doc texlive-fonts-recommended-doc texlive-humanities-doc
@@ -24,7 +25,7 @@ cargo build --release --bin quarry
 QUARRY="$TARGET/release/quarry"
 
 if [ ! -d "$DOCS" ]; then
-  mkdir -p "$WORK/debs"
+  mkdir -p "$WORK/debs" "$DOCS"
   # shellcheck disable=SC2086
   (cd "$WORK/debs" && { apt-get download $PACKAGES >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download $PACKAGES; }; })
   for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$DOCS"; done

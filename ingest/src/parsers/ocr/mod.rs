@@ -123,10 +123,10 @@ pub fn read_pdf_pages(
     for &page in pages {
         let started = Instant::now();
         let stem = dir.path().join(format!("page-{page}"));
-        let rendered = render(&input, page, &stem, started + PAGE_TIMEOUT).and_then(|png| {
-            let text = tesseract::recognize(&png, &options.ocr_languages, started + PAGE_TIMEOUT)
+        let rendered = render(&input, page, &stem, started + PAGE_TIMEOUT).and_then(|image| {
+            let text = tesseract::recognize(&image, &options.ocr_languages, started + PAGE_TIMEOUT)
                 .and_then(|mut p| p.pop().ok_or_else(|| "tesseract read no page".to_owned()));
-            let _ = std::fs::remove_file(&png);
+            let _ = std::fs::remove_file(&image);
             text
         });
         page_read();
@@ -135,7 +135,8 @@ pub fn read_pdf_pages(
     Ok(out)
 }
 
-/// One page as a grey PNG at [`RENDER_DPI`].
+/// One page as a grey image at [`RENDER_DPI`], uncompressed (PGM): compressing a PNG only
+/// for Tesseract to decompress it cost a third of a page's time.
 fn render(
     pdf: &std::path::Path,
     page: u32,
@@ -143,7 +144,7 @@ fn render(
     deadline: Instant,
 ) -> Result<std::path::PathBuf, String> {
     let mut child = std::process::Command::new("pdftoppm")
-        .args(["-r", &RENDER_DPI.to_string(), "-gray", "-png", "-singlefile"])
+        .args(["-r", &RENDER_DPI.to_string(), "-gray", "-singlefile"])
         .args(["-f", &page.to_string(), "-l", &page.to_string()])
         .arg(pdf)
         .arg(stem)
@@ -169,9 +170,9 @@ fn render(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let png = stem.with_extension("png");
-    if !status.success() || !png.exists() {
+    let image = stem.with_extension("pgm");
+    if !status.success() || !image.exists() {
         return Err(format!("pdftoppm could not render page {page} ({status})"));
     }
-    Ok(png)
+    Ok(image)
 }
