@@ -143,6 +143,7 @@ fn malformed_files_fail_alone_with_reasons() {
     ws.write("ragged.csv", "a,b\n1,2\n3,4,5\n");
     ws.write("binary.txt", b"PK\x03\x04\x00\x00\x00garbage");
     ws.write("scan.png", b"\x89PNG\r\n\x1a\n");
+    ws.write("clip.mp4", b"\0\0\0\x18ftypmp42");
     ws.write("empty.md", "   \n");
     ws.write("also-good.md.metadata.json", "{not json");
     // 98 KB that make calamine ask for 137 GB (found by fuzzing): the worker process dies,
@@ -151,7 +152,7 @@ fn malformed_files_fail_alone_with_reasons() {
     ws.write("huge.xls", std::fs::read(hostile).unwrap());
     let job = ws.sync();
     assert_eq!(job["status"], "COMPLETE");
-    assert_eq!(stats(&job), [7, 1, 1, 0, 0, 0, 6]);
+    assert_eq!(stats(&job), [8, 1, 1, 0, 0, 0, 7]);
     let reasons: Vec<&str> = job["failureReasons"]
         .as_array()
         .unwrap()
@@ -168,7 +169,9 @@ fn malformed_files_fail_alone_with_reasons() {
     };
     assert!(reason_for("ragged.csv").contains("row on line 3 has 3 fields"));
     assert!(reason_for("binary.txt").contains("binary content"));
-    assert!(reason_for("scan.png").contains("unsupported file type \"png\""));
+    // Images are read by OCR; this one ends after its signature.
+    assert!(reason_for("scan.png").contains("malformed png: png header is truncated"));
+    assert!(reason_for("clip.mp4").contains("unsupported file type \"mp4\""));
     assert!(reason_for("empty.md").contains("no text"));
     assert!(reason_for("also-good.md").contains("not valid JSON"));
     let huge = reason_for("huge.xls");
@@ -183,7 +186,7 @@ fn malformed_files_fail_alone_with_reasons() {
 
     // Fixing a file indexes it on the next sync; the others keep failing.
     ws.write("ragged.csv", "a,b\n1,2\n3,4\n");
-    assert_eq!(stats(&ws.sync()), [7, 1, 1, 0, 0, 0, 5]);
+    assert_eq!(stats(&ws.sync()), [8, 1, 1, 0, 0, 0, 6]);
 }
 
 #[test]

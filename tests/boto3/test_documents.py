@@ -72,10 +72,13 @@ bucket = "direct"
             inline_text("memo-1", "The warehouse inventory is counted every Friday afternoon.", team="logistics"),
             inline_bytes("timetable", "text/html", html),
             inline_bytes("scan", "image/png", b"\x89PNG\r\n"),
+            inline_bytes("clip", "video/mp4", b"\0\0\0\x18ftypmp42"),
         ])["documentDetails"]
         self.assertEqual([(d["identifier"]["custom"]["id"], d["status"]) for d in details],
-                         [("memo-1", "INDEXED"), ("timetable", "INDEXED"), ("scan", "FAILED")])
-        self.assertIn("image/png", details[2]["statusReason"])
+                         [("memo-1", "INDEXED"), ("timetable", "INDEXED"), ("scan", "FAILED"), ("clip", "FAILED")])
+        # A PNG is read by OCR; this one is cut off after its signature.
+        self.assertIn("malformed png", details[2]["statusReason"])
+        self.assertIn("video/mp4", details[3]["statusReason"])
 
         top = self.top("when is the inventory counted")
         self.assertEqual(top["location"], {"type": "CUSTOM", "customDocumentLocation": {"id": "memo-1"}})
