@@ -4,6 +4,7 @@
 mod cluster;
 mod commands;
 mod config_file;
+mod events;
 mod knowledge_base;
 mod progress;
 mod rag;
@@ -58,6 +59,9 @@ enum Command {
     Parse(commands::parse::ParseArgs),
     /// Serve Bedrock's Knowledge Bases API over HTTP.
     Serve(commands::serve::ServeArgs),
+    /// Job events (state changes and document failures).
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
     /// The replicas of a cluster (`[cluster]`).
     #[command(subcommand)]
     Cluster(commands::cluster::ClusterCommand),
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Command::EvalAnswers(args) => commands::eval_answers::run(&cli.config, args),
         Command::Migrate(args) => commands::migrate::run(&cli.config, args),
         Command::Cluster(command) => commands::cluster::run(&cli.config, command),
+        Command::Events(command) => commands::events::run(&cli.config, command),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };
     match result {

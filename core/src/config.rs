@@ -138,6 +138,53 @@ pub struct ServerConfig {
     /// The account id in the ARNs of Quarry's resources (`arn:aws:bedrock:REGION:ACCOUNT:…`).
     #[serde(default = "default_account_id")]
     pub account_id: String,
+    /// Where ingestion jobs' state changes and document failures are delivered.
+    #[serde(default)]
+    pub event_sinks: Vec<EventSinkConfig>,
+}
+
+/// A destination for job events (`[[server.event_sinks]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum EventSinkConfig {
+    /// POSTs each event as JSON, signed with HMAC-SHA256 of the body
+    /// (`x-quarry-signature: sha256=<hex>`) when `secret_env` names the secret.
+    Webhook {
+        url: String,
+        #[serde(default)]
+        secret_env: Option<String>,
+        #[serde(default = "default_event_attempts")]
+        max_attempts: u32,
+    },
+    /// Amazon EventBridge `PutEvents` (source `quarry`), to `endpoint_url` when set.
+    Eventbridge {
+        #[serde(default = "default_event_bus")]
+        event_bus: String,
+        #[serde(default)]
+        endpoint_url: Option<String>,
+        #[serde(default)]
+        region: Option<String>,
+        #[serde(default = "default_event_attempts")]
+        max_attempts: u32,
+    },
+}
+
+impl EventSinkConfig {
+    pub fn max_attempts(&self) -> u32 {
+        match self {
+            Self::Webhook { max_attempts, .. } | Self::Eventbridge { max_attempts, .. } => {
+                (*max_attempts).max(1)
+            }
+        }
+    }
+}
+
+fn default_event_attempts() -> u32 {
+    8
+}
+
+fn default_event_bus() -> String {
+    "default".into()
 }
 
 fn default_account_id() -> String {
@@ -228,6 +275,7 @@ impl Default for ServerConfig {
             metrics_listen: None,
             allowed_origins: Vec::new(),
             account_id: default_account_id(),
+            event_sinks: Vec::new(),
         }
     }
 }
@@ -827,6 +875,25 @@ impl Config {
                         "access key {} does not say which knowledge bases it may use: add knowledge_bases = [ids or names], or [\"*\"] for all",
                         key.id
                     ),
+                });
+            }
+        }
+        for (i, sink) in self.server.event_sinks.iter().enumerate() {
+            let field = format!("server.event_sinks[{i}]");
+            if let EventSinkConfig::Webhook { url, .. } = sink
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError {
+                    span: None,
+                    field: format!("{field}.url"),
+                    message: format!("{url:?} is not an http:// or https:// URL"),
+                });
+            }
+            if self.cluster.is_some() {
+                return Err(ConfigError {
+                    span: None,
+                    field,
+                    message: "job events are delivered by a single node's jobs; in cluster mode they are not delivered yet, so the sink is refused rather than left silent".into(),
                 });
             }
         }

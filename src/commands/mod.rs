@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod embed;
 pub mod eval;
 pub mod eval_answers;
+pub mod events;
 pub mod inspect;
 pub mod jobs;
 pub mod migrate;

@@ -46,6 +46,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             kb.config.name.get_ref()
         );
     }
+    let events = crate::events::JobEvents::open(&config.server.data_dir, &config.server.event_sinks)?;
     let mut all_ok = true;
     let stop = stop_on_ctrl_c();
     for ds in sources {
@@ -74,14 +75,15 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
-        let ledger = kb.ledger();
+        let ledger = crate::events::EventingLedger::new(kb.open_ledger()?, events.clone());
+        ledger.save_job(&job)?;
         let target = SyncTarget {
             data_source_id: ds.id.get_ref().as_str(),
             source: source.as_ref(),
             chunker: chunker.as_ref(),
             embedder: kb.embedder.as_ref(),
             store: kb.store.as_ref(),
-            ledger: ledger.as_ref(),
+            ledger: &ledger,
             max_document_bytes: config.server.max_document_bytes,
             parse_options: ds.parse_options(),
         };
@@ -106,6 +108,12 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+    }
+    if !config.server.event_sinks.is_empty() && !events.drain(std::time::Duration::from_secs(30)) {
+        eprintln!(
+            "some job events are not delivered yet: they stay queued in {} for the next `quarry serve` or `quarry sync`",
+            config.server.data_dir.join("events").join("outbox").display()
+        );
     }
     Ok(if all_ok {
         ExitCode::SUCCESS

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ApiResult};
 use super::metrics::Metrics;
 use crate::cluster::jobs::{ClusterJobs, JobError};
+use crate::events::{EventingLedger, JobEvents};
 use crate::knowledge_base::{KnowledgeBase, source_for};
 
 /// (knowledge base id, data source id)
@@ -48,6 +49,8 @@ struct Settings {
     metrics: Arc<Metrics>,
     max_document_bytes: u64,
     s3: S3Defaults,
+    /// Where the jobs' events go.
+    events: Arc<JobEvents>,
 }
 
 pub struct JobManager {
@@ -71,6 +74,7 @@ impl JobManager {
         max_document_bytes: u64,
         s3: S3Defaults,
         metrics: Arc<Metrics>,
+        events: Arc<JobEvents>,
         cluster: Option<ClusterJobs>,
     ) -> Self {
         Self {
@@ -80,6 +84,7 @@ impl JobManager {
                 metrics,
                 max_document_bytes,
                 s3,
+                events,
             }),
             resume_file: data_dir.join("resume-jobs.json"),
         }
@@ -166,7 +171,10 @@ impl JobManager {
         let chunker = kb
             .chunker(&ds)
             .map_err(|e| ApiError::Validation(format!("{e:#}")))?;
-        let ledger = kb.open_ledger().map_err(ApiError::internal)?;
+        let ledger: Box<dyn Ledger> = Box::new(EventingLedger::new(
+            kb.open_ledger().map_err(ApiError::internal)?,
+            self.settings.events.clone(),
+        ));
         let job = IngestionJob::starting(kb.id(), &key.1, description);
         let lock = match DataSourceLock::try_acquire(&kb.dir, &key.1, &job.ingestion_job_id)
             .map_err(ApiError::internal)?

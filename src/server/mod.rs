@@ -83,11 +83,13 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         }
         None => None,
     };
+    let events = crate::events::JobEvents::open(&config.server.data_dir, &config.server.event_sinks)?;
     let jobs = JobManager::new(
         config.server.data_dir.clone(),
         config.server.max_document_bytes,
         config.s3.clone(),
         metrics.clone(),
+        events,
         cluster
             .as_ref()
             .map(|c| crate::cluster::jobs::ClusterJobs::new(c.db.clone())),
