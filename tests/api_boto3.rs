@@ -133,3 +133,8 @@ fn ocr_of_scans_and_images_through_parse_and_sync() {
 fn word_97_and_powerpoint_files_made_by_libreoffice() {
     run_module("test_office_formats");
 }
+
+#[test]
+fn job_events_to_webhooks_and_eventbridge() {
+    run_module("test_job_events");
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use quarry_ingest::lock::Holder;
-use quarry_ingest::{DataSourceLock, IngestionJob, JobStatus, SyncTarget, run_sync};
+use quarry_ingest::{DataSourceLock, IngestionJob, JobStatus, Ledger, SyncTarget, run_sync};
 
 use crate::knowledge_base::{KnowledgeBase, source_for};
 use crate::progress::SyncProgress;
@@ -46,7 +46,8 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             kb.config.name.get_ref()
         );
     }
-    let events = crate::events::JobEvents::open(&config.server.data_dir, &config.server.event_sinks)?;
+    let events =
+        crate::events::JobEvents::open(&config.server.data_dir, &config.server.event_sinks)?;
     let mut all_ok = true;
     let stop = stop_on_ctrl_c();
     for ds in sources {
@@ -112,7 +113,12 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
     if !config.server.event_sinks.is_empty() && !events.drain(std::time::Duration::from_secs(30)) {
         eprintln!(
             "some job events are not delivered yet: they stay queued in {} for the next `quarry serve` or `quarry sync`",
-            config.server.data_dir.join("events").join("outbox").display()
+            config
+                .server
+                .data_dir
+                .join("events")
+                .join("outbox")
+                .display()
         );
     }
     Ok(if all_ok {

@@ -36,8 +36,8 @@ impl EventingLedger {
         let before = seen.get(&job.ingestion_job_id).copied();
         // Documents failed are counted in the statistics; the reasons past them (a FAILED
         // job's own reason) belong to the state event.
-        let failed = (job.statistics.number_of_documents_failed as usize)
-            .min(job.failure_reasons.len());
+        let failed =
+            (job.statistics.number_of_documents_failed as usize).min(job.failure_reasons.len());
         let told = before.map_or(0, |s| s.failures_told);
         for reason in job.failure_reasons.iter().take(failed).skip(told) {
             self.events.emit(document_failed_event(job, reason));

@@ -27,7 +27,11 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 impl Outbox {
-    pub fn start(events_dir: &Path, sink: Box<dyn Sink>, max_attempts: u32) -> anyhow::Result<Arc<Self>> {
+    pub fn start(
+        events_dir: &Path,
+        sink: Box<dyn Sink>,
+        max_attempts: u32,
+    ) -> anyhow::Result<Arc<Self>> {
         let name = sink.name();
         let dir = events_dir.join("outbox").join(&name);
         std::fs::create_dir_all(&dir)?;
@@ -87,7 +91,9 @@ impl Outbox {
 
     fn run(&self, sink: &dyn Sink, max_attempts: u32) {
         loop {
-            let oldest = Self::queued_in(&self.dir).ok().and_then(|q| q.into_iter().next());
+            let oldest = Self::queued_in(&self.dir)
+                .ok()
+                .and_then(|q| q.into_iter().next());
             let Some(path) = oldest else {
                 let guard = self.wake.0.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = self.wake.1.wait_timeout(guard, Duration::from_secs(1));
@@ -124,7 +130,8 @@ impl Outbox {
 
     fn dead_letter(&self, event: &Value, error: &str, attempts: u32) {
         tracing::error!(sink = %self.name, %error, attempts, "a job event goes to the dead-letter file");
-        let line = json!({ "sink": self.name, "attempts": attempts, "error": error, "event": event });
+        let line =
+            json!({ "sink": self.name, "attempts": attempts, "error": error, "event": event });
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -79,8 +79,14 @@ impl Sink for Webhook {
             .post(&self.url)
             .header("content-type", "application/json")
             .header("user-agent", concat!("quarry/", env!("CARGO_PKG_VERSION")))
-            .header("x-quarry-event-id", event["id"].as_str().unwrap_or_default())
-            .header("x-quarry-event-type", event["type"].as_str().unwrap_or_default());
+            .header(
+                "x-quarry-event-id",
+                event["id"].as_str().unwrap_or_default(),
+            )
+            .header(
+                "x-quarry-event-type",
+                event["type"].as_str().unwrap_or_default(),
+            );
         if let Some(secret) = &self.secret {
             request = request.header("x-quarry-signature", &signature(secret, body.as_bytes()));
         }
@@ -104,7 +110,19 @@ struct EventBridge {
 }
 
 impl EventBridge {
+    /// Built on a thread of its own: the server calls this from inside its async runtime,
+    /// where another runtime may not block.
     fn new(bus: String, endpoint: Option<String>, region: Option<String>) -> anyhow::Result<Self> {
+        std::thread::spawn(move || Self::build(bus, endpoint, region))
+            .join()
+            .map_err(|_| anyhow::anyhow!("building the EventBridge client panicked"))?
+    }
+
+    fn build(
+        bus: String,
+        endpoint: Option<String>,
+        region: Option<String>,
+    ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -153,7 +171,12 @@ impl Sink for EventBridge {
         let out = self
             .runtime
             .block_on(self.client.put_events().entries(entry).send())
-            .map_err(|e| format!("EventBridge PutEvents: {}", aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                format!(
+                    "EventBridge PutEvents: {}",
+                    aws_sdk_eventbridge::error::DisplayErrorContext(e)
+                )
+            })?;
         if out.failed_entry_count() > 0 {
             let why = out
                 .entries()

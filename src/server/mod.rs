@@ -83,7 +83,8 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         }
         None => None,
     };
-    let events = crate::events::JobEvents::open(&config.server.data_dir, &config.server.event_sinks)?;
+    let events =
+        crate::events::JobEvents::open(&config.server.data_dir, &config.server.event_sinks)?;
     let jobs = JobManager::new(
         config.server.data_dir.clone(),
         config.server.max_document_bytes,

@@ -160,9 +160,14 @@ max_attempts = 2
     def test_a_webhook_down_across_a_restart_gets_everything_and_a_dead_one_is_dead_lettered(self):
         job_id = self.job["ingestionJobId"]
         dead_letter = os.path.join(self.server.dir, "data", "events", "dead-letter.jsonl")
-        lines = wait_for(lambda: os.path.exists(dead_letter) and open(dead_letter).read().splitlines()
-                         if os.path.exists(dead_letter) and len(open(dead_letter).read().splitlines()) >= 4 else None,
-                         what="four dead letters")
+        def dead_letters():
+            if not os.path.exists(dead_letter):
+                return None
+            with open(dead_letter) as f:
+                lines = f.read().splitlines()
+            return lines if len(lines) >= 4 else None
+
+        lines = wait_for(dead_letters, what="four dead letters")
         letters = [json.loads(l) for l in lines]
         self.assertEqual({l["attempts"] for l in letters}, {2})
         self.assertTrue(all(l["sink"].startswith("webhook-") for l in letters))
