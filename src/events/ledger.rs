@@ -94,3 +94,74 @@ impl Ledger for EventingLedger {
         self.inner.jobs(data_source_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quarry_ingest::SqliteLedger;
+    use serde_json::Value;
+
+    use super::*;
+
+    fn logged(dir: &std::path::Path) -> Vec<Value> {
+        std::fs::read_to_string(crate::events::log_path(dir))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn saves_become_state_and_failure_events_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = JobEvents::open(dir.path(), &[]).unwrap();
+        let inner = SqliteLedger::open(&dir.path().join("ledger.sqlite")).unwrap();
+        let ledger = EventingLedger::new(Box::new(inner), events);
+        let mut job = IngestionJob::starting("KB00000001", "DS00000001", None);
+        ledger.save_job(&job).unwrap();
+        job.status = JobStatus::InProgress;
+        ledger.save_job(&job).unwrap();
+        job.fail_document("s3://b/a.pdf", "malformed pdf: no pages");
+        ledger.save_job(&job).unwrap();
+        ledger.save_job(&job).unwrap(); // a progress save: nothing new
+        job.fail_document("s3://b/c.png", "malformed png: bomb");
+        job.status = JobStatus::Stopping;
+        ledger.save_job(&job).unwrap();
+        // The job itself fails: its reason is the state event's, not a document's.
+        job.failure_reasons
+            .push("data source unavailable: gone".into());
+        job.status = JobStatus::Failed;
+        ledger.save_job(&job).unwrap();
+        // Saved again: nothing is told twice.
+        ledger.save_job(&job).unwrap();
+
+        let told: Vec<(String, String)> = logged(dir.path())
+            .iter()
+            .map(|e| {
+                let what = e["documentUri"]
+                    .as_str()
+                    .unwrap_or(e["status"].as_str().unwrap());
+                (e["type"].as_str().unwrap().to_owned(), what.to_owned())
+            })
+            .collect();
+        let pair = |t: &str, w: &str| (t.to_owned(), w.to_owned());
+        assert_eq!(
+            told,
+            [
+                pair(crate::events::STATE, "STARTING"),
+                pair(crate::events::STATE, "IN_PROGRESS"),
+                pair(crate::events::DOCUMENT_FAILED, "s3://b/a.pdf"),
+                pair(crate::events::DOCUMENT_FAILED, "s3://b/c.png"),
+                pair(crate::events::STATE, "FAILED"),
+            ]
+        );
+        let all = logged(dir.path());
+        assert_eq!(all[2]["reason"], "malformed pdf: no pages");
+        assert_eq!(all[4]["reason"], "data source unavailable: gone");
+        assert_eq!(all[4]["statistics"]["numberOfDocumentsFailed"], 2);
+        // Ids name the event: the same event has the same id, different ones differ.
+        let ids: std::collections::HashSet<&str> =
+            all.iter().map(|e| e["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), all.len());
+        assert_eq!(state_event(&job)["id"], all[4]["id"]);
+    }
+}
