@@ -8,6 +8,7 @@ mod events;
 mod knowledge_base;
 mod progress;
 mod rag;
+mod regression;
 mod server;
 
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ enum Command {
     Parse(commands::parse::ParseArgs),
     /// Serve Bedrock's Knowledge Bases API over HTTP.
     Serve(commands::serve::ServeArgs),
+    /// Score a knowledge base's regression set now, against the accepted baseline.
+    Regression(commands::regression::RegressionArgs),
+    /// Accept a job's regression-set scores as the new baseline.
+    Accept(commands::regression::AcceptArgs),
     /// Job events (state changes and document failures).
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
@@ -101,6 +106,8 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::migrate::run(&cli.config, args),
         Command::Cluster(command) => commands::cluster::run(&cli.config, command),
         Command::Events(command) => commands::events::run(&cli.config, command),
+        Command::Regression(args) => commands::regression::run(&cli.config, args),
+        Command::Accept(args) => commands::regression::accept(&cli.config, args),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };
     match result {

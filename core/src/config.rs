@@ -473,6 +473,31 @@ pub struct KnowledgeBaseConfig {
     /// Bedrock's resource tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// A retrieval regression set run after every sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RegressionConfig>,
+}
+
+/// `regression = { queries = "regression.jsonl", k = 10, margin = 0.05 }`: queries with the
+/// documents they must find (one JSON object a line: `{"query": …, "documents": [key, …]}`),
+/// scored after every sync; a job whose recall@k or nDCG@10 falls more than `margin` below
+/// the last accepted job's is marked as a regression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegressionConfig {
+    pub queries: PathBuf,
+    #[serde(default = "default_regression_k")]
+    pub k: usize,
+    #[serde(default = "default_regression_margin")]
+    pub margin: f64,
+}
+
+fn default_regression_k() -> usize {
+    10
+}
+
+fn default_regression_margin() -> f64 {
+    0.05
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -895,6 +920,21 @@ impl Config {
                     field,
                     message: "job events are delivered by a single node's jobs; in cluster mode they are not delivered yet, so the sink is refused rather than left silent".into(),
                 });
+            }
+        }
+        for kb in &mut self.knowledge_bases {
+            if let Some(r) = &mut kb.regression {
+                let field = format!("knowledge_bases.{}.regression", kb.name.get_ref());
+                if r.queries.is_relative() {
+                    r.queries = base.join(&r.queries);
+                }
+                if !(1..=100).contains(&r.k) || !(0.0..=1.0).contains(&r.margin) {
+                    return Err(ConfigError {
+                        span: None,
+                        field,
+                        message: "k must be 1 to 100 and margin 0 to 1".into(),
+                    });
+                }
             }
         }
         if let Some(cluster) = &self.cluster {

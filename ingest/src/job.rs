@@ -42,6 +42,31 @@ pub struct IngestionJob {
     pub started_at: DateTime<Utc>,
     #[serde(serialize_with = "iso8601")]
     pub updated_at: DateTime<Utc>,
+    /// Quarry's: the knowledge base's regression set scored after this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RegressionResult>,
+}
+
+/// A regression set's scores after a job, against the last accepted job's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegressionResult {
+    pub queries: usize,
+    pub k: usize,
+    pub recall_at_k: f64,
+    pub ndcg_at_10: f64,
+    /// The job compared with, and its scores (none for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_recall_at_k: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_ndcg_at_10: Option<f64>,
+    /// A score fell more than the margin below the baseline's.
+    pub regressed: bool,
+    /// A person accepted these scores as the new baseline (`quarry accept`).
+    #[serde(default)]
+    pub accepted: bool,
 }
 
 /// Bedrock caps the list and each reason at 2048.
@@ -66,6 +91,7 @@ impl IngestionJob {
             failure_reasons: Vec::new(),
             started_at: now,
             updated_at: now,
+            regression: None,
         }
     }
 
@@ -107,6 +133,7 @@ mod tests {
             failure_reasons: vec![],
             started_at: t,
             updated_at: t,
+            regression: None,
         };
         let v = serde_json::to_value(&job).unwrap();
         assert_eq!(v["status"], "IN_PROGRESS");

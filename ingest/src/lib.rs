@@ -15,7 +15,7 @@ pub mod sidecar;
 pub mod sources;
 pub mod sync;
 
-pub use job::{IngestionJob, JobStatus, Statistics};
+pub use job::{IngestionJob, JobStatus, RegressionResult, Statistics};
 pub use ledger::{Ledger, PgLedger, SqliteLedger};
 pub use lock::DataSourceLock;
 pub use sources::{LocalFolder, Source, SourceError, SourceObject};

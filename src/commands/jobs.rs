@@ -64,6 +64,12 @@ pub fn run(config_path: &Path, args: JobsArgs) -> anyhow::Result<ExitCode> {
             s.number_of_documents_deleted,
             s.number_of_documents_failed,
         );
+        if let Some(r) = &job.regression {
+            println!(
+                "            regression set: {}",
+                crate::regression::summary(r)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,5 +12,6 @@ pub mod jobs;
 pub mod migrate;
 pub mod parse;
 pub mod query;
+pub mod regression;
 pub mod serve;
 pub mod sync;

@@ -92,11 +92,15 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
         let started = std::time::Instant::now();
         run_sync(&target, &mut job, &stop, &progress);
         progress.finish();
+        let regression = crate::regression::after_job(&kb, &ledger, &mut job, &events);
         all_ok &= job.status == JobStatus::Complete;
         if args.json {
             println!("{}", serde_json::to_string(&job)?);
         } else {
             print_summary(&job, &ds.name, started.elapsed(), kb.store.len()?);
+            if let Some(r) = &regression {
+                println!("  regression set: {}", crate::regression::summary(r));
+            }
         }
         if args.timings {
             let s = &job.statistics;

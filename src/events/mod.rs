@@ -83,6 +83,24 @@ pub fn document_failed_event(job: &IngestionJob, recorded: &str) -> Value {
     })
 }
 
+/// `ingestion-job.regression`: the regression set's scores after a completed job.
+pub const REGRESSION: &str = "ingestion-job.regression";
+
+/// The event for a job's regression-set scores.
+pub fn regression_event(job: &IngestionJob, result: &quarry_ingest::RegressionResult) -> Value {
+    json!({
+        "id": event_id(&[REGRESSION, &job.ingestion_job_id]),
+        "type": REGRESSION,
+        "knowledgeBaseId": job.knowledge_base_id,
+        "dataSourceId": job.data_source_id,
+        "ingestionJobId": job.ingestion_job_id,
+        "status": status_name(job.status),
+        "statistics": job.statistics,
+        "regression": result,
+        "time": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    })
+}
+
 /// Where events go: the log, and an outbox per sink drained by a thread of its own.
 pub struct JobEvents {
     log: Mutex<Option<std::fs::File>>,

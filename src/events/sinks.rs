@@ -156,6 +156,7 @@ impl Sink for EventBridge {
     fn deliver(&self, event: &Value) -> Result<(), String> {
         let detail_type = match event["type"].as_str() {
             Some(super::DOCUMENT_FAILED) => "Ingestion Job Document Failed",
+            Some(super::REGRESSION) => "Ingestion Job Regression Scores",
             _ => "Ingestion Job State Change",
         };
         let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()

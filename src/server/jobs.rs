@@ -378,6 +378,11 @@ fn run_job(
         Work::Everything => run_sync(&target, job, stop, &()),
         Work::Keys(keys) => run_sync_keys(&target, job, keys, stop),
     }
+    if let Some(result) = crate::regression::after_job(kb, ledger, job, &settings.events)
+        && result.regressed
+    {
+        settings.metrics.add_regression();
+    }
     let s = &job.statistics;
     let m = &settings.metrics;
     m.add_documents("new", s.number_of_new_documents_indexed);

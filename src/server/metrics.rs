@@ -24,6 +24,8 @@ pub struct Metrics {
     queue_depth: AtomicU64,
     /// Ingestion work items this replica finished (cluster mode).
     items_processed: AtomicU64,
+    /// Jobs whose regression set scored below the accepted baseline.
+    regressions: AtomicU64,
     documents: Mutex<BTreeMap<&'static str, u64>>,
     /// (prompt, completion) tokens by generation model.
     generated: Mutex<BTreeMap<String, (u64, u64)>>,
@@ -64,6 +66,10 @@ impl Metrics {
 
     pub fn set_queue_depth(&self, n: usize) {
         self.queue_depth.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_regression(&self) {
+        self.regressions.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn add_documents(&self, outcome: &'static str, n: u64) {
@@ -125,6 +131,11 @@ impl Metrics {
             out,
             "# HELP quarry_cluster_items_processed_total Documents of ingestion jobs this replica processed (cluster mode), counted once each.\n# TYPE quarry_cluster_items_processed_total counter\nquarry_cluster_items_processed_total {}",
             self.items_processed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP quarry_regressions_total Ingestion jobs after which the knowledge base's regression set scored below the accepted baseline.\n# TYPE quarry_regressions_total counter\nquarry_regressions_total {}",
+            self.regressions.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -234,6 +234,7 @@ pub async fn create(
         data_sources: Vec::new(),
         role_arn: req.role_arn,
         tags,
+        regression: None,
     };
     let entry = {
         let state = state.clone();
