@@ -3,7 +3,8 @@ GIF, WebP) with Pillow, an image-only PDF of two pages, and a mixed PDF (a text 
 scanned one), read through `quarry parse` and a `quarry sync` with the real Tesseract
 (Debian's tesseract-ocr + tesseract-ocr-eng) and poppler's pdftoppm, installed with apt-get
 when missing. A corrupt image and a decompression bomb fail alone with their reasons; a
-missing Tesseract, pdftoppm or language is named in the failure."""
+missing Tesseract, pdftoppm or language is named in the failure; a data source's
+`ocr.languages` reaches Tesseract (German read with `deu`, which English cannot spell)."""
 import difflib
 import json
 import os
@@ -19,8 +20,11 @@ import pylib
 from debian import ensure_packages
 from harness import FIXTURES, MODEL
 
-ensure_packages(["tesseract-ocr", "tesseract-ocr-eng", "poppler-utils"], ["tesseract", "pdftoppm"],
-                ["/usr/share/tesseract-ocr/5/tessdata/eng.traineddata"])
+DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+ensure_packages(["tesseract-ocr", "tesseract-ocr-eng", "tesseract-ocr-deu", "poppler-utils", "fonts-dejavu-core"],
+                ["tesseract", "pdftoppm"],
+                ["/usr/share/tesseract-ocr/5/tessdata/eng.traineddata",
+                 "/usr/share/tesseract-ocr/5/tessdata/deu.traineddata", DEJAVU])
 pylib.use("pillow", "pillow==13.0.0", "PIL")
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
@@ -218,6 +222,48 @@ class Ocr(unittest.TestCase):
         # A file with a text layer needs neither.
         out, done = parse(os.path.join(self.docs, "notes.txt"), env=dict(os.environ, PATH=empty))
         self.assertEqual(done.returncode, 0, out)
+
+    def test_a_data_sources_languages_are_the_ones_read(self):
+        german = os.path.join(self.dir, "german")
+        os.makedirs(german, exist_ok=True)
+        image = Image.new("L", (1700, 300), 255)
+        draw = ImageDraw.Draw(image)
+        font = ImageFont.truetype(DEJAVU, 40)
+        draw.text((50, 50), "Die Größe der Straße über dem Fluss ändert sich.", font=font, fill=0)
+        draw.text((50, 130), "Müller und Schäfer prüfen die Brücke täglich.", font=font, fill=0)
+        image.save(os.path.join(german, "brief.png"))
+        # English cannot spell it: ß is not in its alphabet.
+        out, _ = parse(os.path.join(german, "brief.png"))
+        self.assertNotIn("Straße", out["pages"][0]["text"])
+        config = os.path.join(self.dir, "german.toml")
+        with open(config, "w") as f:
+            f.write(f'''[server]
+data_dir = "german-data"
+
+[models.minilm]
+kind = "bert"
+path = "{MODEL}"
+
+[[knowledge_bases]]
+id = "GERMKB0001"
+name = "german"
+embedding_model = "minilm"
+
+[[knowledge_bases.data_sources]]
+id = "GERMDS0001"
+name = "letters"
+type = "local"
+path = "german"
+ocr = {{ languages = ["deu"] }}
+''')
+        done = subprocess.run([QUARRY, "--config", config, "sync", "german", "--json"], capture_output=True,
+                              text=True, timeout=600)
+        self.assertEqual(json.loads(done.stdout)["statistics"]["numberOfNewDocumentsIndexed"], 1, done.stderr)
+        done = subprocess.run([QUARRY, "--config", config, "query", "german", "Brücke", "--json"],
+                              capture_output=True, text=True, timeout=300)
+        text = json.loads(done.stdout)["retrievalResults"][0]["content"]["text"]
+        self.assertIn("Die Größe der Straße über dem Fluss ändert sich.", text)
+        self.assertIn("Müller und Schäfer prüfen die Brücke täglich.", text)
 
     def test_a_sync_indexes_scans_with_their_confidence_and_fails_bad_images_alone(self):
         config = os.path.join(self.dir, "knowledge-bases.toml")
