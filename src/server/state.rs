@@ -50,6 +50,17 @@ impl AppState {
         }
     }
 
+    /// A place among the document requests worked on at once (direct ingestion, a
+    /// document's chunks), or ThrottlingException when all are taken.
+    pub fn document_slot(&self) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+        self.document_slots.clone().try_acquire_owned().map_err(|_| {
+            super::error::ApiError::Throttling(format!(
+                "{} document requests are being worked on already (max_concurrent_document_requests); retry later",
+                self.registry.config.server.limits.max_concurrent_document_requests
+            ))
+        })
+    }
+
     /// Serving, and (in cluster mode) caught up with the lexical change log.
     pub fn is_ready(&self) -> bool {
         !self

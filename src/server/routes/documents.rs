@@ -357,16 +357,7 @@ async fn with_target<T: Send + 'static>(
     + Send
     + 'static,
 ) -> ApiResult<T> {
-    let slot = state
-        .document_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::Throttling(format!(
-                "{} document requests are being worked on already (max_concurrent_document_requests); retry later",
-                state.registry.config.server.limits.max_concurrent_document_requests
-            ))
-        })?;
+    let slot = state.document_slot()?;
     let s3 = state.registry.config.s3.clone();
     let max_document_bytes = state.registry.config.server.max_document_bytes;
     let (tx, rx) = tokio::sync::oneshot::channel();

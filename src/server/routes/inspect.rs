@@ -127,7 +127,10 @@ pub async fn chunks(
     let req: ChunksRequest = json(&body)?;
     let s3 = state.registry.config.s3.clone();
     let max_bytes = state.registry.config.server.max_document_bytes;
+    // Parsing the document again is work like direct ingestion's, and shares its limit.
+    let slot = state.document_slot()?;
     blocking(move || {
+        let _slot = slot;
         let key = req.document_key;
         let ds_id = ds.id.get_ref().to_string();
         let ids = kb
