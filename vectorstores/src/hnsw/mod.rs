@@ -316,17 +316,12 @@ impl Index {
         self.add(entries);
     }
 
-    fn document_slots(&self, data_source_id: &str, document_key: &str) -> Vec<u32> {
-        self.slots
+    /// The slots of these chunks (a document's, as the table lists them: found by its index,
+    /// not by a walk over every slot).
+    fn slots_of(&self, chunk_ids: &[String]) -> Vec<u32> {
+        chunk_ids
             .iter()
-            .enumerate()
-            .filter_map(|(i, e)| {
-                e.as_ref()
-                    .filter(|e| {
-                        e.data_source_id == data_source_id && e.document_key == document_key
-                    })
-                    .map(|_| i as u32)
-            })
+            .filter_map(|id| self.by_chunk.get(id).copied())
             .collect()
     }
 }
@@ -369,9 +364,10 @@ impl VectorStore for HnswStore {
         document_key: &str,
     ) -> Result<usize, StoreError> {
         let mut table = self.table();
+        let ids = table.document_chunk_ids(data_source_id, document_key)?;
         let removed = table.delete_document(data_source_id, document_key)?;
         let mut index = self.index_write();
-        for slot in index.document_slots(data_source_id, document_key) {
+        for slot in index.slots_of(&ids) {
             index.remove_slot(slot);
         }
         index.compact_if_needed(&self.params);
@@ -387,8 +383,9 @@ impl VectorStore for HnswStore {
     ) -> Result<usize, StoreError> {
         let mut table = self.table();
         let updated = table.set_document_metadata(data_source_id, document_key, metadata)?;
+        let ids = table.document_chunk_ids(data_source_id, document_key)?;
         let mut index = self.index_write();
-        for slot in index.document_slots(data_source_id, document_key) {
+        for slot in index.slots_of(&ids) {
             if let Some(entry) = index.slots[slot as usize].as_mut() {
                 let system: Vec<_> = entry
                     .metadata
