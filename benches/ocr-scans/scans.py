@@ -16,22 +16,11 @@ import re
 import statistics
 import subprocess
 import sys
-import unicodedata
 import zlib
-from collections import Counter
 
-WORD = re.compile(r"\w+")
-
-
-def words(text):
-    return Counter(WORD.findall(unicodedata.normalize("NFKC", text).lower()))
-
-
-def similarity(a, b):
-    if not a and not b:
-        return 1.0
-    common = sum((a & b).values())
-    return 2 * common / (sum(a.values()) + sum(b.values()))
+# The parse bench's word-F1 similarity, so both benches score alike.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parse-real"))
+from compare_pdftotext import similarity, words  # noqa: E402
 
 
 def page_count(pdf):

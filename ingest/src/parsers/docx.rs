@@ -7,6 +7,7 @@ use quarry_core::{ParseError, ParsedDocument, Parser};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
+use super::ooxml::referenced_char;
 use super::zip_limits;
 
 pub struct DocxParser;
@@ -140,20 +141,7 @@ fn document_text(xml: &[u8]) -> Result<String, ParseError> {
             Event::Text(t) if in_text => {
                 para.push_str(&t.xml10_content());
             }
-            Event::GeneralRef(r) if in_text => {
-                if let Some(c) = r.resolve_char_ref().map_err(|e| malformed(e.to_string()))? {
-                    para.push(c);
-                } else {
-                    para.push(match r.xml10_content().as_ref() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        _ => ' ',
-                    });
-                }
-            }
+            Event::GeneralRef(r) if in_text => para.push(referenced_char(&r, "docx")?),
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
                 match e.local_name().as_ref() {

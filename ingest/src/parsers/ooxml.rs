@@ -5,10 +5,29 @@ use std::collections::HashMap;
 
 use quarry_core::ParseError;
 use quick_xml::Reader;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesRef, Event};
 
 fn malformed(format: &'static str, reason: String) -> ParseError {
     ParseError::Malformed { format, reason }
+}
+
+/// The character an entity or character reference in a text run stands for (`&amp;`,
+/// `&#8364;`); an unknown entity reads as a space.
+pub fn referenced_char(r: &BytesRef<'_>, format: &'static str) -> Result<char, ParseError> {
+    if let Some(c) = r
+        .resolve_char_ref()
+        .map_err(|e| malformed(format, e.to_string()))?
+    {
+        return Ok(c);
+    }
+    Ok(match r.xml10_content().as_ref() {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => ' ',
+    })
 }
 
 /// `base/../x/y.xml` → `x/y.xml`; an absolute target (`/ppt/…`) is taken as it is.

@@ -6,7 +6,7 @@ use quarry_core::{ParseError, ParsedDocument, Parser};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::ooxml::{relationships, resolve};
+use super::ooxml::{referenced_char, relationships, resolve};
 use super::zip_limits;
 
 pub struct PptxParser;
@@ -149,19 +149,7 @@ fn text_of(xml: &[u8], name: &str) -> Result<String, ParseError> {
             }
             Event::Empty(e) if e.local_name().as_ref() == "br" => para.push('\n'),
             Event::Text(t) if in_text && !in_field => para.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if in_text && !in_field => {
-                match r.resolve_char_ref().map_err(|e| malformed(e.to_string()))? {
-                    Some(c) => para.push(c),
-                    None => para.push(match r.xml10_content().as_ref() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        _ => ' ',
-                    }),
-                }
-            }
+            Event::GeneralRef(r) if in_text && !in_field => para.push(referenced_char(&r, "pptx")?),
             Event::End(e) => {
                 depth = depth.saturating_sub(1);
                 match e.local_name().as_ref() {
