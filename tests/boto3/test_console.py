@@ -8,6 +8,7 @@ requests are SigV4-signed in the browser: the server accepts nothing else. Scree
 each step: tests/boto3/screenshots/ (not committed)."""
 import os
 import shutil
+import time
 import unittest
 
 from browser import Chromium, Firefox
@@ -257,7 +258,13 @@ model = "reverse"
         self.assertIn(f"of {BULK_DOCS} scanned documents", progress)
         self.assertRegex(progress, r"[0-9.]+ documents/s")
         self.shot("03b-sync-in-progress")
-        b.click(b.button("Stop sync"))
+        # A keyboard user on the Stop button keeps it while the progress is polled (it is updated
+        # in place, not drawn anew each second).
+        stop = b.button("Stop sync")
+        b.script("arguments[0].focus();", b.ref(stop))
+        time.sleep(2.5)
+        self.assertEqual(b.script("return document.activeElement.textContent;"), "Stop sync")
+        b.click(stop)
         b.wait(lambda: b.text(b.find("#job-status")) == "STOPPED", 120, "the job to stop")
         agent = self.server.agent()
         job = agent.list_ingestion_jobs(knowledgeBaseId="BULKKB0001", dataSourceId="BULKDS0001")["ingestionJobSummaries"][0]

@@ -31,6 +31,7 @@ export async function dataSource(kbId, dsId, showJob) {
   const watch = live();
   const startButton = h("button", { type: "button", onclick: () => start() }, "Start sync");
   let timer = null;
+  let panel = null;
   onLeave(() => clearTimeout(timer));
 
   async function start() {
@@ -48,7 +49,11 @@ export async function dataSource(kbId, dsId, showJob) {
     clearTimeout(timer);
     try {
       const { ingestionJob: job } = await call("GET", `${base}/ingestionjobs/${encodeURIComponent(jobId)}`);
-      watch.replaceChildren(jobPanel(job, () => stop(jobId)));
+      if (!panel || panel.jobId !== jobId || !watch.contains(panel.element)) {
+        panel = jobPanel(jobId, () => stop(jobId));
+        watch.replaceChildren(panel.element);
+      }
+      panel.update(job);
       if (RUNNING.has(job.status)) {
         startButton.disabled = true;
         timer = setTimeout(() => follow(jobId), 1000);
@@ -113,33 +118,53 @@ export async function dataSource(kbId, dsId, showJob) {
   if (showJob || running) follow(showJob || running.ingestionJobId);
 }
 
-function jobPanel(job, stop) {
-  const s = job.statistics;
-  const processed = s.numberOfNewDocumentsIndexed + s.numberOfModifiedDocumentsIndexed + s.numberOfDocumentsDeleted + s.numberOfDocumentsFailed;
-  const seconds = Math.max((new Date(job.updatedAt) - new Date(job.startedAt)) / 1000, 0.001);
-  const running = RUNNING.has(job.status);
-  const reasons = job.failureReasons || [];
+// The followed job's panel, built once and updated in place on every poll, so the Stop button
+// and the failure filter keep their focus and what was typed while the job runs.
+function jobPanel(jobId, stop) {
+  const status = h("span", { id: "job-status" });
+  const started = h("span");
+  const bar = h("progress", { id: "job-bar" });
+  const progress = h("p", { id: "job-progress" });
+  const stopButton = h("button", { type: "button", class: "secondary", onclick: stop }, "Stop sync");
+  const heading = h("h3");
   const list = h("ul", { id: "failure-reasons" });
   const filter = h("input", { type: "search", name: "failureFilter", placeholder: "filter by document or reason" });
+  const failures = h("div", { hidden: true }, heading, field("Filter failures", filter), list);
+  let reasons = [];
   const showReasons = () => {
     const q = filter.value.toLowerCase();
     list.replaceChildren(...reasons.filter((r) => r.toLowerCase().includes(q)).map((r) => h("li", {}, r)));
   };
   filter.addEventListener("input", showReasons);
-  showReasons();
-  return h(
+  const element = h(
     "div",
-    { class: "panel", id: "job", "data-status": job.status },
-    h("p", {}, "Job ", h("strong", {}, job.ingestionJobId), ": ", h("span", { class: `status-${job.status}`, id: "job-status" }, job.status), " · started ", when(job.startedAt)),
+    { class: "panel", id: "job" },
+    h("p", {}, "Job ", h("strong", {}, jobId), ": ", status, " · started ", started),
     h("label", { for: "job-bar", class: "meta" }, "Documents processed"),
-    h("progress", { id: "job-bar", max: String(Math.max(s.numberOfDocumentsScanned, 1)), value: String(processed) }),
-    h(
-      "p",
-      { id: "job-progress" },
-      `${processed} of ${s.numberOfDocumentsScanned} scanned documents changed and processed · ${(processed / seconds).toFixed(1)} documents/s · `,
-      `${s.numberOfNewDocumentsIndexed} new, ${s.numberOfModifiedDocumentsIndexed} modified, ${s.numberOfMetadataDocumentsModified} metadata changed, ${s.numberOfDocumentsDeleted} deleted, ${s.numberOfDocumentsFailed} failed`,
-    ),
-    running ? h("button", { type: "button", class: "secondary", onclick: stop }, "Stop sync") : null,
-    reasons.length ? [h("h3", {}, `Failures (${reasons.length})`), field("Filter failures", filter), list] : null,
+    bar,
+    progress,
+    stopButton,
+    failures,
   );
+
+  function update(job) {
+    const s = job.statistics;
+    const processed = s.numberOfNewDocumentsIndexed + s.numberOfModifiedDocumentsIndexed + s.numberOfDocumentsDeleted + s.numberOfDocumentsFailed;
+    const seconds = Math.max((new Date(job.updatedAt) - new Date(job.startedAt)) / 1000, 0.001);
+    element.dataset.status = job.status;
+    status.className = `status-${job.status}`;
+    status.textContent = job.status;
+    started.textContent = when(job.startedAt);
+    bar.max = Math.max(s.numberOfDocumentsScanned, 1);
+    bar.value = processed;
+    progress.textContent =
+      `${processed} of ${s.numberOfDocumentsScanned} scanned documents changed and processed · ${(processed / seconds).toFixed(1)} documents/s · ` +
+      `${s.numberOfNewDocumentsIndexed} new, ${s.numberOfModifiedDocumentsIndexed} modified, ${s.numberOfMetadataDocumentsModified} metadata changed, ${s.numberOfDocumentsDeleted} deleted, ${s.numberOfDocumentsFailed} failed`;
+    stopButton.hidden = !RUNNING.has(job.status);
+    reasons = job.failureReasons || [];
+    heading.textContent = `Failures (${reasons.length})`;
+    failures.hidden = reasons.length === 0;
+    showReasons();
+  }
+  return { jobId, element, update };
 }
