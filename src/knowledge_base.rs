@@ -29,6 +29,9 @@ pub struct KnowledgeBase {
     pub dir: PathBuf,
     /// In cluster mode: the connection its ledger and change log use.
     cluster_db: Option<Arc<quarry_state::PgConnection>>,
+    /// The generation of the vector index this handle serves, and the model of its vectors
+    /// (`embedder`'s): the configured model's, unless a switch to it is still building.
+    pub generation: crate::model_switch::Generation,
 }
 
 impl KnowledgeBase {
@@ -46,36 +49,76 @@ impl KnowledgeBase {
                 known.join(", ")
             )
         })?;
-        let embedder = load_model(config, kb.embedding_model.get_ref())?;
+        let model = Self::serving_model(&config.server.data_dir, kb)?;
+        let embedder = load_model(config, &model)?;
         Self::open_with(&config.server.data_dir, kb.clone(), embedder)
     }
 
-    /// Opens a knowledge base with an embedder already loaded.
+    /// The model whose vectors serve a knowledge base (its configured one, unless a switch
+    /// to that is still building); a change of the configured model is planned here.
+    pub fn serving_model(data_dir: &Path, config: &KnowledgeBaseConfig) -> anyhow::Result<String> {
+        let dir = data_dir.join(config.id.get_ref().as_str());
+        let model = config.embedding_model.get_ref();
+        crate::model_switch::serving_model(&dir, model, model)
+    }
+
+    /// Opens a knowledge base with the serving model's embedder already loaded.
     pub fn open_with(
         data_dir: &Path,
         config: KnowledgeBaseConfig,
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<Self> {
         let dir = data_dir.join(config.id.get_ref().as_str());
-        let vectors = open_store(&config.vector_store, &dir, embedder.dimension())
-            .with_context(|| format!("opening the vector store of {}", config.name.get_ref()))?;
+        let state = crate::model_switch::IndexState::load(&dir, config.embedding_model.get_ref())?;
         let lexical = Arc::new(
             LexicalIndex::open(&dir.join("lexical"))
                 .with_context(|| format!("opening the lexical index in {}", dir.display()))?,
         );
+        Self::open_generation(&dir, config, embedder, state.active, lexical)
+    }
+
+    /// Opens one generation of a knowledge base's vector index (with the lexical index all
+    /// generations share, which holds the same chunks).
+    pub fn open_generation(
+        dir: &Path,
+        config: KnowledgeBaseConfig,
+        embedder: Arc<dyn Embedder>,
+        generation: crate::model_switch::Generation,
+        lexical: Arc<LexicalIndex>,
+    ) -> anyhow::Result<Self> {
+        let (store_config, store_dir) =
+            crate::model_switch::location(&config.vector_store, dir, generation.number);
+        let vectors = open_store(&store_config, &store_dir, embedder.dimension())
+            .with_context(|| format!("opening the vector store of {}", config.name.get_ref()))?;
+        Self::with_vectors(dir, config, embedder, generation, lexical, vectors)
+    }
+
+    /// A knowledge base over one generation's vector store, already open.
+    pub fn with_vectors(
+        dir: &Path,
+        config: KnowledgeBaseConfig,
+        embedder: Arc<dyn Embedder>,
+        generation: crate::model_switch::Generation,
+        lexical: Arc<LexicalIndex>,
+        vectors: Arc<dyn VectorStore>,
+    ) -> anyhow::Result<Self> {
         lexical
             .rebuild_if_stale(vectors.as_ref())
             .with_context(|| format!("rebuilding the lexical index in {}", dir.display()))?;
+        let vectors: Arc<dyn VectorStore> = Arc::new(
+            crate::model_switch::store::GenerationStore::new(vectors, dir, generation.number),
+        );
         let store = Arc::new(HybridStore::new(vectors, lexical.clone()));
-        let ledger: Box<dyn Ledger> = Box::new(SqliteLedger::open(&ledger_path(&dir))?);
+        let ledger: Box<dyn Ledger> = Box::new(SqliteLedger::open(&ledger_path(dir))?);
         Ok(Self {
             config,
             embedder,
             store,
             lexical,
             ledger: Arc::new(Mutex::new(ledger)),
-            dir,
+            dir: dir.to_owned(),
             cluster_db: None,
+            generation,
         })
     }
 
@@ -90,6 +133,10 @@ impl KnowledgeBase {
     ) -> anyhow::Result<(Self, Arc<crate::cluster::lexical_log::Follower>)> {
         let id = config.id.get_ref().to_string();
         let dir = data_dir.join(&id);
+        let generation = crate::model_switch::Generation {
+            number: 0,
+            model: config.embedding_model.get_ref().clone(),
+        };
         let vectors = open_store(&config.vector_store, &dir, embedder.dimension())
             .with_context(|| format!("opening the vector store of {}", config.name.get_ref()))?;
         let lexical = Arc::new(
@@ -119,6 +166,7 @@ impl KnowledgeBase {
                 ledger: Arc::new(Mutex::new(ledger)),
                 dir,
                 cluster_db: Some(db),
+                generation,
             },
             follower,
         ))
@@ -135,7 +183,27 @@ impl KnowledgeBase {
             ledger: self.ledger.clone(),
             dir: self.dir.clone(),
             cluster_db: self.cluster_db.clone(),
+            generation: self.generation.clone(),
         }
+    }
+
+    /// Refuses work through a handle whose index a model switch has replaced (its writes
+    /// would be refused): the work is started again on the knowledge base as it is now.
+    pub fn check_current(&self) -> anyhow::Result<()> {
+        if self.cluster_db.is_some() {
+            return Ok(());
+        }
+        let state = crate::model_switch::IndexState::load(
+            &self.dir,
+            self.config.embedding_model.get_ref(),
+        )?;
+        anyhow::ensure!(
+            state.active.number == self.generation.number,
+            "the index of knowledge base {} was just switched to the embedding model {}; start again",
+            self.name(),
+            state.active.model
+        );
+        Ok(())
     }
 
     pub fn id(&self) -> &str {

@@ -6,6 +6,7 @@ mod commands;
 mod config_file;
 mod events;
 mod knowledge_base;
+mod model_switch;
 mod progress;
 mod rag;
 mod regression;
@@ -64,6 +65,11 @@ enum Command {
     Regression(commands::regression::RegressionArgs),
     /// Accept a job's regression-set scores as the new baseline.
     Accept(commands::regression::AcceptArgs),
+    /// Build the switch to the embedding model a knowledge base's configuration now names
+    /// (what `quarry serve` does in the background), resuming a stopped one.
+    Switch(commands::switch::SwitchArgs),
+    /// Remove the indexes that model switches replaced.
+    Gc(commands::switch::GcArgs),
     /// Job events (state changes and document failures).
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
@@ -108,6 +114,8 @@ fn main() -> ExitCode {
         Command::Events(command) => commands::events::run(&cli.config, command),
         Command::Regression(args) => commands::regression::run(&cli.config, args),
         Command::Accept(args) => commands::regression::accept(&cli.config, args),
+        Command::Switch(args) => commands::switch::run(&cli.config, args),
+        Command::Gc(args) => commands::switch::gc(&cli.config, args),
         Command::Bench(command) => commands::bench::run(&cli.config, command),
     };
     match result {

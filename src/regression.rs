@@ -54,7 +54,8 @@ fn cases(path: &Path) -> anyhow::Result<Vec<Case>> {
 }
 
 /// Scores: mean recall@k and nDCG@10 over the set's queries.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Scores {
     pub queries: usize,
     pub recall: f64,

@@ -138,3 +138,8 @@ fn word_97_and_powerpoint_files_made_by_libreoffice() {
 fn job_events_to_webhooks_and_eventbridge() {
     run_module("test_job_events");
 }
+
+#[test]
+fn switching_the_embedding_model_without_downtime() {
+    run_module("test_model_switch");
+}

@@ -14,4 +14,5 @@ pub mod parse;
 pub mod query;
 pub mod regression;
 pub mod serve;
+pub mod switch;
 pub mod sync;

@@ -76,6 +76,7 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        kb.check_current()?;
         let ledger = crate::events::EventingLedger::new(kb.open_ledger()?, events.clone());
         ledger.save_job(&job)?;
         let target = SyncTarget {

@@ -187,6 +187,8 @@ impl JobManager {
                 )));
             }
         };
+        kb.check_current()
+            .map_err(|e| ApiError::Conflict(format!("{e:#}")))?;
         ledger.save_job(&job).map_err(ApiError::internal)?;
         let started = job.clone();
         let stop = Arc::new(AtomicBool::new(false));

@@ -13,11 +13,12 @@ mod grants;
 mod jobs;
 mod listener;
 mod metrics;
-mod registry;
+pub mod registry;
 mod replica;
 mod routes;
 mod schedule;
 mod state;
+pub mod switcher;
 mod watchers;
 
 use std::sync::Arc;
@@ -153,7 +154,10 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     });
     match &cluster {
         Some(c) => replica::start(&state, c)?,
-        None => resume_jobs(&state),
+        None => {
+            resume_jobs(&state);
+            switcher::start_all(&state);
+        }
     }
     tokio::spawn(schedule::run(state.clone(), cluster.clone()));
     watchers::start(&state);

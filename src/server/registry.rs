@@ -55,6 +55,8 @@ pub struct Registry {
     cluster: Option<Arc<Cluster>>,
     /// In cluster mode: each knowledge base's lexical follower, by id.
     followers: std::sync::Mutex<BTreeMap<String, Arc<Follower>>>,
+    /// Model switches being built, by knowledge base id.
+    switches: std::sync::Mutex<BTreeMap<String, Arc<crate::model_switch::Progress>>>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -62,6 +64,17 @@ pub struct Registry {
 struct ApiFile {
     #[serde(default)]
     knowledge_bases: Vec<KnowledgeBaseConfig>,
+}
+
+/// The knowledge bases made through the API on one node (`<data_dir>/api-knowledge-bases.toml`).
+pub fn api_knowledge_bases(config: &Config) -> anyhow::Result<Vec<KnowledgeBaseConfig>> {
+    let path = config.server.data_dir.join("api-knowledge-bases.toml");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = fs_err::read_to_string(&path)?;
+    let file: ApiFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    Ok(file.knowledge_bases)
 }
 
 impl Registry {
@@ -80,6 +93,7 @@ impl Registry {
             writing: Default::default(),
             cluster,
             followers: Default::default(),
+            switches: Default::default(),
         };
         for kb in registry.config.knowledge_bases.clone() {
             registry.insert(kb, false, registry.started_at)?;
@@ -90,14 +104,8 @@ impl Registry {
             }
             return Ok(registry);
         }
-        let path = registry.api_file();
-        if path.is_file() {
-            let text = fs_err::read_to_string(&path)?;
-            let file: ApiFile =
-                toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-            for kb in file.knowledge_bases {
-                registry.insert(kb, true, registry.started_at)?;
-            }
+        for kb in api_knowledge_bases(&registry.config)? {
+            registry.insert(kb, true, registry.started_at)?;
         }
         Ok(registry)
     }
@@ -112,7 +120,12 @@ impl Registry {
         from_api: bool,
         created_at: DateTime<Utc>,
     ) -> anyhow::Result<Arc<KbEntry>> {
-        let model_name = kb.embedding_model.get_ref().clone();
+        // (in cluster mode the configured model always serves: no switches there)
+        let model_name = if self.cluster.is_some() {
+            kb.embedding_model.get_ref().clone()
+        } else {
+            KnowledgeBase::serving_model(&self.config.server.data_dir, &kb)?
+        };
         let embedder = self.models.get(&self.config, &model_name)?;
         let encoder = self.encoder_for(&model_name)?;
         let id = kb.id.get_ref().to_string();
@@ -166,6 +179,69 @@ impl Registry {
         );
         encoders.insert(model_name.to_owned(), queue.clone());
         Ok(queue)
+    }
+
+    /// An embedding model of `[models]`, loaded once.
+    pub fn embedder(&self, model_name: &str) -> anyhow::Result<Arc<dyn quarry_core::Embedder>> {
+        self.models.get(&self.config, model_name)
+    }
+
+    /// Records that a switch of `id`'s model is being built; None if one is already.
+    pub fn begin_switch(
+        &self,
+        id: &str,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Option<Arc<crate::model_switch::Progress>> {
+        let mut switches = self.switches.lock().unwrap_or_else(|p| p.into_inner());
+        if switches.contains_key(id) {
+            return None;
+        }
+        let progress = Arc::new(crate::model_switch::Progress {
+            stop,
+            ..Default::default()
+        });
+        switches.insert(id.to_owned(), progress.clone());
+        Some(progress)
+    }
+
+    pub fn end_switch(&self, id: &str) {
+        self.switches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// How far the switch of `id`'s model is, if one is being built.
+    pub fn switch_progress(&self, id: &str) -> Option<Arc<crate::model_switch::Progress>> {
+        self.switches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Serves a knowledge base's new generation (after a switch's swap): requests from now on
+    /// embed their queries with its model and read its index; those under way finish on the
+    /// old one, which stays until `quarry gc`.
+    pub fn swapped(&self, id: &str, next: KnowledgeBase) -> anyhow::Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(old) = self.get_known(id) else {
+            return Ok(());
+        };
+        let encoder = self.encoder_for(&next.generation.model)?;
+        let entry = Arc::new(KbEntry {
+            // (its configuration as it is now: it may have changed during the build)
+            kb: Arc::new(next.reconfigured(old.kb.config.clone())),
+            from_api: old.from_api,
+            created_at: old.created_at,
+            updated_at: Utc::now(),
+            encoder,
+        });
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), entry);
+        Ok(())
     }
 
     /// A knowledge base by id (or name). In cluster mode one not known here yet is looked
@@ -272,6 +348,21 @@ impl Registry {
             )));
         }
         self.check_name_free(kb.name.get_ref(), Some(id))?;
+        if kb.embedding_model.get_ref() != old.kb.config.embedding_model.get_ref() {
+            if self.cluster.is_some() {
+                return Err(ApiError::Validation(
+                    "the embedding model of a knowledge base cannot be changed in cluster mode"
+                        .into(),
+                ));
+            }
+            // A switch is planned; the caller starts its build. The serving index stays.
+            crate::model_switch::serving_model(
+                &old.kb.dir,
+                &old.kb.generation.model,
+                kb.embedding_model.get_ref(),
+            )
+            .map_err(ApiError::internal)?;
+        }
         let updated_at = match &self.cluster {
             Some(cluster) => rows::update(&cluster.db, &kb).map_err(write_error)?,
             None => Utc::now(),

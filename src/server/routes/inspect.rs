@@ -53,7 +53,9 @@ pub async fn summary(
 ) -> ApiResult<Json<Value>> {
     let entry = knowledge_base(&state, &principal, &kb)?;
     let kb = entry.kb.clone();
+    let progress = state.registry.switch_progress(kb.id());
     blocking(move || {
+        let index = index_summary(&kb, progress.as_deref()).map_err(ApiError::internal)?;
         let ledger = kb.ledger();
         let mut sources = Vec::new();
         for ds in &kb.config.data_sources {
@@ -72,9 +74,38 @@ pub async fn summary(
             "knowledgeBaseId": kb.id(),
             "chunks": kb.store.len().map_err(ApiError::internal)?,
             "dataSources": sources,
+            "index": index,
         })))
     })
     .await
+}
+
+/// The serving index's generation and model, the switch being built (with its progress)
+/// and the last one done.
+fn index_summary(
+    kb: &crate::knowledge_base::KnowledgeBase,
+    progress: Option<&crate::model_switch::Progress>,
+) -> anyhow::Result<Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let state =
+        crate::model_switch::IndexState::load(&kb.dir, kb.config.embedding_model.get_ref())?;
+    let mut v = json!({
+        "generation": kb.generation.number,
+        "model": kb.generation.model,
+        "retiredGenerations": state.retired,
+        "lastSwitch": state.last_switch,
+    });
+    if let Some(b) = &state.building {
+        v["switch"] = json!({
+            "generation": b.generation.number,
+            "model": b.generation.model,
+            "startedAt": b.started_at,
+            "chunksDone": progress.map(|p| p.done.load(Relaxed)),
+            "chunksTotal": progress.map(|p| p.total.load(Relaxed)),
+            "percent": progress.map(|p| p.percent()),
+        });
+    }
+    Ok(v)
 }
 
 /// `POST /quarry/knowledgebases/{kb}/datasources/{ds}/documents`: every document the

@@ -311,12 +311,8 @@ pub async fn update(
     }
     valid_name(&req.name)?;
     check_description(&req.description)?;
+    // A new model is switched to in the background (`crate::model_switch`).
     let model = model_of(&state, &req)?;
-    if &model != entry.kb.config.embedding_model.get_ref() {
-        return Err(ApiError::Validation(
-            "the embedding model of a knowledge base cannot be changed".into(),
-        ));
-    }
     if let Some(s) = req.storage_configuration {
         let asked = storage::vector_store(&state.registry.config.rds, s)?;
         if asked != entry.kb.config.vector_store {
@@ -332,12 +328,17 @@ pub async fn update(
     if req.role_arn.is_some() {
         config.role_arn = req.role_arn;
     }
+    config.embedding_model = Spanned::new(0..0, model);
     let id = entry.kb.id().to_owned();
     let entry = {
         let state = state.clone();
-        tokio::task::spawn_blocking(move || state.registry.update(&id, config))
-            .await
-            .map_err(ApiError::internal)??
+        tokio::task::spawn_blocking(move || {
+            let entry = state.registry.update(&id, config)?;
+            crate::server::switcher::start(&state, &id);
+            Ok::<_, ApiError>(entry)
+        })
+        .await
+        .map_err(ApiError::internal)??
     };
     Ok((
         StatusCode::ACCEPTED,

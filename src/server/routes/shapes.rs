@@ -45,7 +45,8 @@ pub fn knowledge_base(e: &KbEntry, state: &AppState) -> Value {
             "vectorKnowledgeBaseConfiguration": { "embeddingModelArn": embedding_model_arn(kb.embedding_model.get_ref()) }
         },
         "storageConfiguration": super::storage::reported(&kb.vector_store, &state.registry.config.rds, account),
-        "status": "ACTIVE",
+        // UPDATING while a switch to the configured model builds (the old model serves).
+        "status": if &e.kb.generation.model == kb.embedding_model.get_ref() { "ACTIVE" } else { "UPDATING" },
         "createdAt": timestamp(&e.created_at),
         "updatedAt": timestamp(&e.updated_at),
     });
@@ -60,7 +61,7 @@ pub fn knowledge_base_summary(e: &KbEntry, state: &AppState) -> Value {
     let mut v = json!({
         "knowledgeBaseId": full["knowledgeBaseId"],
         "name": full["name"],
-        "status": "ACTIVE",
+        "status": full["status"],
         "updatedAt": full["updatedAt"],
     });
     if let Some(d) = full.get("description") {

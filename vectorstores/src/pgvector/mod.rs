@@ -96,6 +96,18 @@ pub struct PgVectorStore {
 }
 
 impl PgVectorStore {
+    /// Drops the table a configuration names, if it exists (a retired index's, by `quarry gc`).
+    pub fn remove(config: &PgVectorConfig) -> Result<(), StoreError> {
+        let mut pg: postgres::Config = config.url.parse().map_err(|e| {
+            StoreError::Storage(format!("vector_store url is not a PostgreSQL URL: {e}"))
+        })?;
+        if let Some(p) = &config.password {
+            pg.password(p);
+        }
+        let table = identifier(&config.table)?;
+        Worker::connect(pg)?.run(move |c| c.batch_execute(&format!("DROP TABLE IF EXISTS {table}")))
+    }
+
     /// Connects, and creates the extension, table and indexes when missing. A table whose
     /// vector column has another dimension is refused.
     pub fn open(config: &PgVectorConfig, dimension: usize) -> Result<Self, StoreError> {

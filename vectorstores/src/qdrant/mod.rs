@@ -114,6 +114,32 @@ fn dense(vectors: Option<qdrant::VectorsOutput>) -> Vec<f32> {
 }
 
 impl QdrantStore {
+    /// Deletes the collection a configuration names, if it exists (a retired index's).
+    pub fn remove(config: &QdrantConfig) -> Result<(), StoreError> {
+        let mut builder = Qdrant::from_url(&config.url);
+        if let Some(key) = &config.api_key {
+            builder = builder.api_key(key.clone());
+        }
+        let client = builder.build().map_err(storage)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(storage)?;
+        runtime.block_on(async {
+            if client
+                .collection_exists(&config.collection)
+                .await
+                .map_err(storage)?
+            {
+                client
+                    .delete_collection(config.collection.clone())
+                    .await
+                    .map_err(storage)?;
+            }
+            Ok(())
+        })
+    }
+
     pub fn open(config: &QdrantConfig, dimension: usize) -> Result<Self, StoreError> {
         let mut builder = Qdrant::from_url(&config.url);
         if let Some(key) = &config.api_key {
