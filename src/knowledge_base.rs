@@ -31,7 +31,7 @@ pub struct KnowledgeBase {
     cluster_db: Option<Arc<quarry_state::PgConnection>>,
     /// The generation of the vector index this handle serves, and the model of its vectors
     /// (`embedder`'s): the configured model's, unless a switch to it is still building.
-    pub generation: crate::model_switch::Generation,
+    pub generation: crate::generations::Generation,
 }
 
 impl KnowledgeBase {
@@ -59,7 +59,7 @@ impl KnowledgeBase {
     pub fn serving_model(data_dir: &Path, config: &KnowledgeBaseConfig) -> anyhow::Result<String> {
         let dir = data_dir.join(config.id.get_ref().as_str());
         let model = config.embedding_model.get_ref();
-        crate::model_switch::serving_model(&dir, model, model)
+        crate::generations::serving_model(&dir, model, model)
     }
 
     /// Opens a knowledge base with the serving model's embedder already loaded.
@@ -69,7 +69,7 @@ impl KnowledgeBase {
         embedder: Arc<dyn Embedder>,
     ) -> anyhow::Result<Self> {
         let dir = data_dir.join(config.id.get_ref().as_str());
-        let state = crate::model_switch::IndexState::load(&dir, config.embedding_model.get_ref())?;
+        let state = crate::generations::IndexState::load(&dir, config.embedding_model.get_ref())?;
         let lexical = Arc::new(
             LexicalIndex::open(&dir.join("lexical"))
                 .with_context(|| format!("opening the lexical index in {}", dir.display()))?,
@@ -83,11 +83,11 @@ impl KnowledgeBase {
         dir: &Path,
         config: KnowledgeBaseConfig,
         embedder: Arc<dyn Embedder>,
-        generation: crate::model_switch::Generation,
+        generation: crate::generations::Generation,
         lexical: Arc<LexicalIndex>,
     ) -> anyhow::Result<Self> {
         let (store_config, store_dir) =
-            crate::model_switch::location(&config.vector_store, dir, generation.number);
+            crate::generations::location(&config.vector_store, dir, generation.number);
         let vectors = open_store(&store_config, &store_dir, embedder.dimension())
             .with_context(|| format!("opening the vector store of {}", config.name.get_ref()))?;
         Self::with_vectors(dir, config, embedder, generation, lexical, vectors)
@@ -98,7 +98,7 @@ impl KnowledgeBase {
         dir: &Path,
         config: KnowledgeBaseConfig,
         embedder: Arc<dyn Embedder>,
-        generation: crate::model_switch::Generation,
+        generation: crate::generations::Generation,
         lexical: Arc<LexicalIndex>,
         vectors: Arc<dyn VectorStore>,
     ) -> anyhow::Result<Self> {
@@ -106,7 +106,7 @@ impl KnowledgeBase {
             .rebuild_if_stale(vectors.as_ref())
             .with_context(|| format!("rebuilding the lexical index in {}", dir.display()))?;
         let vectors: Arc<dyn VectorStore> = Arc::new(
-            crate::model_switch::store::GenerationStore::new(vectors, dir, generation.number),
+            crate::generations::store::GenerationStore::new(vectors, dir, generation.number),
         );
         let store = Arc::new(HybridStore::new(vectors, lexical.clone()));
         let ledger: Box<dyn Ledger> = Box::new(SqliteLedger::open(&ledger_path(dir))?);
@@ -133,7 +133,7 @@ impl KnowledgeBase {
     ) -> anyhow::Result<(Self, Arc<crate::cluster::lexical_log::Follower>)> {
         let id = config.id.get_ref().to_string();
         let dir = data_dir.join(&id);
-        let generation = crate::model_switch::Generation {
+        let generation = crate::generations::Generation {
             number: 0,
             model: config.embedding_model.get_ref().clone(),
         };
@@ -193,10 +193,8 @@ impl KnowledgeBase {
         if self.cluster_db.is_some() {
             return Ok(());
         }
-        let state = crate::model_switch::IndexState::load(
-            &self.dir,
-            self.config.embedding_model.get_ref(),
-        )?;
+        let state =
+            crate::generations::IndexState::load(&self.dir, self.config.embedding_model.get_ref())?;
         anyhow::ensure!(
             state.active.number == self.generation.number,
             "the index of knowledge base {} was just switched to the embedding model {}; start again",

@@ -181,6 +181,35 @@ pub fn after_job(
     }
 }
 
+/// Before a job of a knowledge base whose regression set holds: the index copied to serve
+/// meanwhile (`crate::generations::held`). Returns whether it holds.
+pub fn hold(kb: &KnowledgeBase, job: &IngestionJob) -> anyhow::Result<bool> {
+    if !kb.config.regression.as_ref().is_some_and(|r| r.hold) {
+        return Ok(false);
+    }
+    crate::generations::held::hold_for_job(kb, &job.ingestion_job_id)
+        .context("could not hold the index as it was before the job")?;
+    Ok(true)
+}
+
+/// After a held job: a regression not accepted keeps the copy serving; otherwise the live
+/// index serves again (see `crate::generations::held::after_job`).
+pub fn release_or_keep(kb: &KnowledgeBase, job: &IngestionJob, result: Option<&RegressionResult>) {
+    let regressed = result.map(|r| r.regressed && !r.accepted);
+    match crate::generations::held::after_job(&kb.dir, &job.ingestion_job_id, regressed) {
+        Ok(()) if regressed == Some(true) => tracing::warn!(
+            job = %job.ingestion_job_id,
+            "the index as it was before this job keeps serving until `quarry accept {} {}`",
+            kb.name(),
+            job.ingestion_job_id
+        ),
+        Ok(()) => {}
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "could not record the end of the hold")
+        }
+    }
+}
+
 /// `recall@10 0.800 (was 1.000), nDCG@10 0.631 (was 0.920): REGRESSED` for `quarry jobs`.
 pub fn summary(r: &RegressionResult) -> String {
     let was = |v: Option<f64>| v.map(|v| format!(" (was {v:.3})")).unwrap_or_default();

@@ -143,3 +143,8 @@ fn job_events_to_webhooks_and_eventbridge() {
 fn switching_the_embedding_model_without_downtime() {
     run_module("test_model_switch");
 }
+
+#[test]
+fn a_regressed_sync_is_held_until_accepted() {
+    run_module("test_regression_hold");
+}

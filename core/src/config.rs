@@ -490,6 +490,10 @@ pub struct RegressionConfig {
     pub k: usize,
     #[serde(default = "default_regression_margin")]
     pub margin: f64,
+    /// Keep serving the index as it was before a sync while the sync runs, and after it
+    /// while its regression set regresses, until a person accepts it (`quarry accept`).
+    #[serde(default)]
+    pub hold: bool,
 }
 
 fn default_regression_k() -> usize {

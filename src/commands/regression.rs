@@ -72,9 +72,7 @@ pub fn run(config_path: &Path, args: RegressionArgs) -> anyhow::Result<ExitCode>
 pub fn accept(config_path: &Path, args: AcceptArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
     single_node(&config)?;
-    let kb = config
-        .knowledge_base(&args.kb)
-        .ok_or_else(|| anyhow::anyhow!("no knowledge base {:?}", args.kb))?;
+    let kb = &crate::server::registry::find_knowledge_base(&config, &args.kb)?;
     let ledger =
         quarry_ingest::SqliteLedger::open(&crate::knowledge_base::ledger_path_for(&config, kb))?;
     let mut job = ledger
@@ -87,5 +85,15 @@ pub fn accept(config_path: &Path, args: AcceptArgs) -> anyhow::Result<ExitCode> 
     let summary = crate::regression::summary(result);
     ledger.save_job(&job)?;
     println!("job {}'s scores are the baseline now: {summary}", args.job);
+    let dir = config.server.data_dir.join(kb.id.get_ref().as_str());
+    match crate::generations::held::accept(&dir, &args.job)? {
+        None if kb.regression.as_ref().is_some_and(|r| r.hold) => {
+            println!("the live index serves (a running `quarry serve` follows within a second)")
+        }
+        None => {}
+        Some(other) => println!(
+            "the index is still held for job {other}: accept that job for the live index to serve"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::generations::{self, IndexState, Progress, SwapOptions};
 use crate::knowledge_base::{KnowledgeBase, load_model};
-use crate::model_switch::{self, IndexState, Progress, SwapOptions};
 
 #[derive(clap::Args)]
 pub struct SwitchArgs {
@@ -79,7 +79,7 @@ pub fn run(config_path: &Path, args: SwitchArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         regression: kb.config.regression.as_ref(),
     };
-    let result = model_switch::run(&kb, embedder, &progress, &options);
+    let result = generations::run(&kb, embedder, &progress, &options);
     bar.finish_and_clear();
     let _ = watcher.join();
     if result?.is_none() {
@@ -111,16 +111,9 @@ pub fn gc(config_path: &Path, args: GcArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config_file::load(config_path)?;
     single_node(&config)?;
     // (declared in the configuration, or made through the API)
-    let made = crate::server::registry::api_knowledge_bases(&config)?;
-    let kb = config
-        .knowledge_base(&args.kb)
-        .or_else(|| {
-            made.iter()
-                .find(|kb| kb.id.get_ref().as_str() == args.kb || kb.name.get_ref() == &args.kb)
-        })
-        .ok_or_else(|| anyhow::anyhow!("no knowledge base {:?}", args.kb))?;
+    let kb = crate::server::registry::find_knowledge_base(&config, &args.kb)?;
     let dir = config.server.data_dir.join(kb.id.get_ref().as_str());
-    let removed = model_switch::gc(&dir, &kb.vector_store)?;
+    let removed = generations::gc::gc(&dir, &kb.vector_store)?;
     if removed.is_empty() {
         println!("{}: no retired index to remove", kb.name.get_ref());
     }

@@ -89,11 +89,15 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             max_document_bytes: config.server.max_document_bytes,
             parse_options: ds.parse_options(),
         };
+        let holding = crate::regression::hold(&kb, &job)?;
         let progress = SyncProgress::new(&ds.name);
         let started = std::time::Instant::now();
         run_sync(&target, &mut job, &stop, &progress);
         progress.finish();
         let regression = crate::regression::after_job(&kb, &ledger, &mut job, &events);
+        if holding {
+            crate::regression::release_or_keep(&kb, &job, regression.as_ref());
+        }
         all_ok &= job.status == JobStatus::Complete;
         if args.json {
             println!("{}", serde_json::to_string(&job)?);
@@ -101,6 +105,13 @@ pub fn run(config_path: &Path, args: SyncArgs) -> anyhow::Result<ExitCode> {
             print_summary(&job, &ds.name, started.elapsed(), kb.store.len()?);
             if let Some(r) = &regression {
                 println!("  regression set: {}", crate::regression::summary(r));
+                if holding && r.regressed && !r.accepted {
+                    println!(
+                        "  the index as it was before this job keeps serving until `quarry accept {} {}`",
+                        kb.name(),
+                        job.ingestion_job_id
+                    );
+                }
             }
         }
         if args.timings {

@@ -51,6 +51,8 @@ struct Settings {
     s3: S3Defaults,
     /// Where the jobs' events go.
     events: Arc<JobEvents>,
+    /// Copies of indexes held while the regression guard judges a sync.
+    held: Arc<super::held_copies::HeldCopies>,
 }
 
 pub struct JobManager {
@@ -70,6 +72,7 @@ struct Resume {
 
 impl JobManager {
     pub fn new(
+        held: Arc<super::held_copies::HeldCopies>,
         data_dir: PathBuf,
         max_document_bytes: u64,
         s3: S3Defaults,
@@ -85,6 +88,7 @@ impl JobManager {
                 max_document_bytes,
                 s3,
                 events,
+                held,
             }),
             resume_file: data_dir.join("resume-jobs.json"),
         }
@@ -376,14 +380,30 @@ fn run_job(
         max_document_bytes: settings.max_document_bytes,
         parse_options: ds.parse_options(),
     };
+    let holding = match crate::regression::hold(kb, job) {
+        Ok(holding) => holding,
+        Err(e) => {
+            job.status = JobStatus::Failed;
+            job.failure_reasons.push(format!("{e:#}"));
+            job.updated_at = Utc::now();
+            let _ = ledger.save_job(job);
+            return;
+        }
+    };
+    if holding {
+        settings.held.refresh(kb);
+    }
     match work {
         Work::Everything => run_sync(&target, job, stop, &()),
         Work::Keys(keys) => run_sync_keys(&target, job, keys, stop),
     }
-    if let Some(result) = crate::regression::after_job(kb, ledger, job, &settings.events)
-        && result.regressed
-    {
+    let result = crate::regression::after_job(kb, ledger, job, &settings.events);
+    if result.as_ref().is_some_and(|r| r.regressed) {
         settings.metrics.add_regression();
+    }
+    if holding {
+        crate::regression::release_or_keep(kb, job, result.as_ref());
+        settings.held.refresh(kb);
     }
     let s = &job.statistics;
     let m = &settings.metrics;

@@ -10,6 +10,7 @@ mod console;
 mod encoder;
 mod error;
 mod grants;
+pub mod held_copies;
 mod jobs;
 mod listener;
 mod metrics;
@@ -86,7 +87,9 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     };
     let events =
         crate::events::JobEvents::open(&config.server.data_dir, &config.server.event_sinks)?;
+    let held = Arc::new(held_copies::HeldCopies::default());
     let jobs = JobManager::new(
+        held.clone(),
         config.server.data_dir.clone(),
         config.server.max_document_bytes,
         config.s3.clone(),
@@ -134,6 +137,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         )),
     };
     let state = Arc::new(AppState {
+        held,
         registry,
         client_tokens,
         jobs,
@@ -157,6 +161,10 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         None => {
             resume_jobs(&state);
             switcher::start_all(&state);
+            for entry in state.registry.all() {
+                state.held.refresh(&entry.kb);
+            }
+            held_copies::follow(state.clone());
         }
     }
     tokio::spawn(schedule::run(state.clone(), cluster.clone()));

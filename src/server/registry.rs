@@ -56,7 +56,7 @@ pub struct Registry {
     /// In cluster mode: each knowledge base's lexical follower, by id.
     followers: std::sync::Mutex<BTreeMap<String, Arc<Follower>>>,
     /// Model switches being built, by knowledge base id.
-    switches: std::sync::Mutex<BTreeMap<String, Arc<crate::model_switch::Progress>>>,
+    switches: std::sync::Mutex<BTreeMap<String, Arc<crate::generations::Progress>>>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -75,6 +75,20 @@ pub fn api_knowledge_bases(config: &Config) -> anyhow::Result<Vec<KnowledgeBaseC
     let text = fs_err::read_to_string(&path)?;
     let file: ApiFile = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
     Ok(file.knowledge_bases)
+}
+
+/// A knowledge base declared in the configuration or made through the API, by id or name.
+pub fn find_knowledge_base(
+    config: &Config,
+    id_or_name: &str,
+) -> anyhow::Result<KnowledgeBaseConfig> {
+    if let Some(kb) = config.knowledge_base(id_or_name) {
+        return Ok(kb.clone());
+    }
+    api_knowledge_bases(config)?
+        .into_iter()
+        .find(|kb| kb.id.get_ref().as_str() == id_or_name || kb.name.get_ref() == id_or_name)
+        .ok_or_else(|| anyhow::anyhow!("no knowledge base {id_or_name:?}"))
 }
 
 impl Registry {
@@ -191,12 +205,12 @@ impl Registry {
         &self,
         id: &str,
         stop: Arc<std::sync::atomic::AtomicBool>,
-    ) -> Option<Arc<crate::model_switch::Progress>> {
+    ) -> Option<Arc<crate::generations::Progress>> {
         let mut switches = self.switches.lock().unwrap_or_else(|p| p.into_inner());
         if switches.contains_key(id) {
             return None;
         }
-        let progress = Arc::new(crate::model_switch::Progress {
+        let progress = Arc::new(crate::generations::Progress {
             stop,
             ..Default::default()
         });
@@ -212,7 +226,7 @@ impl Registry {
     }
 
     /// How far the switch of `id`'s model is, if one is being built.
-    pub fn switch_progress(&self, id: &str) -> Option<Arc<crate::model_switch::Progress>> {
+    pub fn switch_progress(&self, id: &str) -> Option<Arc<crate::generations::Progress>> {
         self.switches
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -356,7 +370,7 @@ impl Registry {
                 ));
             }
             // A switch is planned; the caller starts its build. The serving index stays.
-            crate::model_switch::serving_model(
+            crate::generations::serving_model(
                 &old.kb.dir,
                 &old.kb.generation.model,
                 kb.embedding_model.get_ref(),

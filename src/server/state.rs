@@ -16,6 +16,8 @@ use super::registry::{KbEntry, Registry};
 use crate::rag::Generators;
 
 pub struct AppState {
+    /// Copies of indexes serving while the regression guard holds a sync.
+    pub held: Arc<super::held_copies::HeldCopies>,
     pub registry: Registry,
     pub jobs: JobManager,
     pub auth: Auth,

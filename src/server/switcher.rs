@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model_switch::{self, IndexState, Interrupted, SwapOptions};
+use crate::generations::{self, IndexState, Interrupted, SwapOptions};
 
 use super::state::AppState;
 
@@ -52,7 +52,7 @@ fn planned(state: &AppState, kb_id: &str) -> bool {
     })
 }
 
-fn build(state: &AppState, id: &str, progress: &model_switch::Progress) {
+fn build(state: &AppState, id: &str, progress: &generations::Progress) {
     let mut pause = Duration::from_secs(5);
     loop {
         if progress.stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -83,11 +83,12 @@ fn build(state: &AppState, id: &str, progress: &model_switch::Progress) {
                     .collect(),
                 regression: kb.config.regression.as_ref(),
             };
-            model_switch::run(kb, embedder, progress, &options)
+            generations::run(kb, embedder, progress, &options)
         });
         match result {
             Ok(Some(next)) => {
                 let chunks = progress.total.load(std::sync::atomic::Ordering::Relaxed);
+                state.held.refresh(&next);
                 if let Err(e) = state.registry.swapped(id, next) {
                     tracing::error!(error = %format!("{e:#}"), knowledge_base = id, "the new index is active but could not be served; restart the server");
                     return;

@@ -372,7 +372,7 @@ async fn prepared(state: &AppState, mut ready: Ready) -> ApiResult<(Ready, Prepa
         let vector = ready.entry.encoder.embed(text.clone()).await?;
         searches.push((text, vector));
     }
-    let kb = ready.entry.kb.clone();
+    let kb = state.held.reader(&ready.entry);
     let generator = ready.generator.clone();
     let (question, prepared) = tokio::task::spawn_blocking(move || {
         let prepared = rag::prepare_from(kb.indexes(), &searches, &question, generator.as_ref());

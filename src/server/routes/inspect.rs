@@ -84,16 +84,16 @@ pub async fn summary(
 /// and the last one done.
 fn index_summary(
     kb: &crate::knowledge_base::KnowledgeBase,
-    progress: Option<&crate::model_switch::Progress>,
+    progress: Option<&crate::generations::Progress>,
 ) -> anyhow::Result<Value> {
     use std::sync::atomic::Ordering::Relaxed;
-    let state =
-        crate::model_switch::IndexState::load(&kb.dir, kb.config.embedding_model.get_ref())?;
+    let state = crate::generations::IndexState::load(&kb.dir, kb.config.embedding_model.get_ref())?;
     let mut v = json!({
         "generation": kb.generation.number,
         "model": kb.generation.model,
         "retiredGenerations": state.retired,
         "lastSwitch": state.last_switch,
+        "held": state.held,
     });
     if let Some(b) = &state.building {
         v["switch"] = json!({

@@ -311,7 +311,7 @@ pub async fn update(
     }
     valid_name(&req.name)?;
     check_description(&req.description)?;
-    // A new model is switched to in the background (`crate::model_switch`).
+    // A new model is switched to in the background (`crate::generations`).
     let model = model_of(&state, &req)?;
     if let Some(s) = req.storage_configuration {
         let asked = storage::vector_store(&state.registry.config.rds, s)?;

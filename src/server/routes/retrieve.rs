@@ -81,7 +81,7 @@ pub async fn retrieve(
     };
     let wanted = (offset + k).min(MAX_RESULTS);
     let vector = entry.encoder.embed(text.clone()).await?;
-    let kb = entry.kb.clone();
+    let kb = state.held.reader(&entry);
     let cancel = quarry_generate::Cancel::default().until(
         std::time::Instant::now()
             + std::time::Duration::from_secs(

@@ -60,6 +60,16 @@ pub struct Building {
     pub started_at: DateTime<Utc>,
 }
 
+/// A copy of the index serving in the live one's place ([`super::held`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Held {
+    /// The job it is held for: running, or regressed and waiting to be accepted.
+    pub job_id: String,
+    pub since: DateTime<Utc>,
+    pub regressed: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndexState {
@@ -71,6 +81,8 @@ pub struct IndexState {
     pub retired: Vec<Retired>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_switch: Option<SwitchRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Held>,
 }
 
 const FORMAT_VERSION: u32 = 1;
@@ -91,6 +103,7 @@ impl IndexState {
             building: None,
             retired: Vec::new(),
             last_switch: None,
+            held: None,
         }
     }
 
