@@ -48,6 +48,9 @@ pub struct SwitchRecord {
     pub started_at: DateTime<Utc>,
     pub swapped_at: DateTime<Utc>,
     pub chunks: usize,
+    /// Documents whose embedded metadata the next sync embeds again with their text.
+    #[serde(default)]
+    pub documents_to_embed_again: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<SwitchRegression>,
 }

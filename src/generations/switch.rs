@@ -43,6 +43,14 @@ pub fn run(
         );
     }
     let target = building.generation.clone();
+    // One builder at a time (a `quarry switch` beside a `quarry serve` that builds it).
+    let _builder = match builder_lock(dir)? {
+        Some(lock) => lock,
+        None => bail!(
+            "generation {} is being built by another process (a running `quarry serve` builds switches itself)",
+            target.number
+        ),
+    };
     let (config, store_dir) = location(&serving.config.vector_store, dir, target.number);
     let to = open_store(&config, &store_dir, embedder.dimension())
         .with_context(|| format!("opening the index of generation {}", target.number))?;
@@ -87,6 +95,8 @@ pub fn run(
         std::thread::sleep(std::time::Duration::from_millis(500));
     };
     let _alone = store::gate(dir, true)?;
+    // (another process may have built and swapped the same plan meanwhile)
+    check()?;
     let (rest, _) = store::read_dirty(&log, offset)?;
     build::replay(
         serving.store.as_ref(),
@@ -121,6 +131,13 @@ pub fn run(
         },
         None => None,
     };
+    let with_metadata = embed_metadata_again(serving, &options.data_source_ids)?;
+    if with_metadata > 0 {
+        tracing::info!(
+            documents = with_metadata,
+            "documents whose metadata is embedded with their text (includeForEmbedding) were embedded without it; the next sync embeds them again with it"
+        );
+    }
     let mut state = IndexState::load(dir, "")?;
     let from = state.active.clone();
     state.retired.push(state::Retired {
@@ -137,11 +154,48 @@ pub fn run(
         started_at: building.started_at,
         swapped_at: Utc::now(),
         chunks: new_len,
+        documents_to_embed_again: with_metadata,
         regression,
     });
     state.save(dir)?;
     let _ = std::fs::remove_file(&log);
     Ok(Some(next))
+}
+
+/// The stored chunks hold a document's text without the metadata lines that were embedded
+/// with it (`includeForEmbedding`), so the new model embedded the text alone: such documents'
+/// ledger entries are marked so that the next sync reads their metadata again and embeds them
+/// with it. Returns how many.
+fn embed_metadata_again(kb: &KnowledgeBase, data_source_ids: &[String]) -> anyhow::Result<usize> {
+    let ledger = kb.open_ledger()?;
+    let mut marked = 0;
+    for ds in data_source_ids {
+        for mut entry in ledger.entries(ds)? {
+            if entry.embedded_metadata_hash.is_empty() {
+                continue;
+            }
+            entry.embedded_metadata_hash.clear();
+            entry.sidecar_version.clear();
+            ledger.put(ds, &entry)?;
+            marked += 1;
+        }
+    }
+    Ok(marked)
+}
+
+fn builder_lock(dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    std::fs::create_dir_all(dir.join("locks"))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("locks").join("switch-build.lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 /// Every data source's job lock, or None if a job holds one.

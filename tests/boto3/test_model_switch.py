@@ -194,6 +194,18 @@ max_concurrent = 1
         self.assertEqual(self.summary(kb_id)["index"]["retiredGenerations"], [])
 
     def test_c_a_model_changed_in_the_configuration_is_switched_to_by_quarry_switch(self):
+        docs = os.path.join(self.server.dir, "docs", "handbook")
+        # A document whose metadata is embedded with its text (includeForEmbedding).
+        with open(os.path.join(docs, "badges.md"), "w") as f:
+            f.write("Visitor badges are printed at the front desk and returned at the end of the day.")
+        with open(os.path.join(docs, "badges.md.metadata.json"), "w") as f:
+            json.dump({"metadataAttributes": {"team": {"value": {"type": "STRING", "stringValue": "security"},
+                                                       "includeForEmbedding": True}}}, f)
+        with open(os.path.join(self.server.dir, "demo-set.jsonl"), "w") as f:
+            f.write(json.dumps({"query": "How many vacation days do new employees get?",
+                                "documents": ["handbook/vacation-policy.md"]}) + "\n")
+            f.write(json.dumps({"query": "Can I work from another country?",
+                                "documents": ["handbook/remote-work.txt"]}) + "\n")
         self.server.sync("DEMOKB0001", "DEMODS0001")
         self.server.stop()
         config = os.path.join(self.server.dir, "knowledge-bases.toml")
@@ -202,19 +214,23 @@ max_concurrent = 1
         demo = text.index('id = "DEMOKB0001"')
         at = text.index('embedding_model = "minilm"', demo)
         with open(config, "w") as f:
-            f.write(text[:at] + 'embedding_model = "hashed"' + text[at + len('embedding_model = "minilm"'):])
+            f.write(text[:at] + 'embedding_model = "hashed"\nregression = { queries = "demo-set.jsonl", k = 3 }'
+                    + text[at + len('embedding_model = "minilm"'):])
         out = subprocess.run([os.environ["QUARRY_BIN"], "--config", config, "switch", "demo"],
                              capture_output=True, text=True, timeout=300)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("switching demo from minilm to hashed (generation 1)", out.stderr)
         self.assertRegex(out.stdout, r"demo now serves generation 1 \(hashed\): \d+ chunks embedded again; "
                                      r"generation 0 \(minilm\) is kept until `quarry gc demo`")
+        self.assertRegex(out.stdout, r"regression set: recall [0-9.]+ \(was 1.000\), nDCG@10 [0-9.]+ \(was [0-9.]+\)")
         again = subprocess.run([os.environ["QUARRY_BIN"], "--config", config, "switch", "demo"],
                                capture_output=True, text=True, timeout=120)
         self.assertIn("nothing to switch", again.stdout)
         self.server.start()
         index = self.summary("DEMOKB0001")["index"]
         self.assertEqual((index["generation"], index["model"]), (1, "hashed"))
+        self.assertEqual(index["lastSwitch"]["documentsToEmbedAgain"], 1)
+        self.assertEqual(index["lastSwitch"]["regression"]["old"]["recall"], 1.0)
         asked = len(self.embed.requests("/embed"))
         top = self.retrieve("DEMOKB0001", "vacation days for new employees")
         self.assertGreater(len(self.embed.requests("/embed")), asked)
@@ -225,6 +241,10 @@ max_concurrent = 1
         job = self.server.sync("DEMOKB0001", "DEMODS0001")
         self.assertEqual(job["status"], "COMPLETE", job)
         self.assertEqual(job["statistics"]["numberOfNewDocumentsIndexed"], 1)
+        # ... and embeds the document with embedded metadata again, with its metadata.
+        self.assertEqual(job["statistics"]["numberOfModifiedDocumentsIndexed"], 1)
+        embedded = [t for r in self.embed.requests("/embed") for t in r["body"]["inputs"]]
+        self.assertIn("team: security\nVisitor badges are printed at the front desk and returned at the end of the day.", embedded)
         self.assertIn("garage", self.retrieve("DEMOKB0001", "where do visitors park in the garage")[0]["content"]["text"])
 
 
