@@ -262,6 +262,7 @@ pub fn open_store(
             m,
             ef_construction,
             ef_search,
+            quantization,
         } => Arc::new(HnswStore::open(
             &kb_dir.join("hnsw"),
             dimension,
@@ -269,6 +270,7 @@ pub fn open_store(
                 max_connections: *m,
                 ef_construction: *ef_construction,
                 ef_search: *ef_search,
+                quantization: hnsw_quantization(*quantization),
                 ..HnswParams::default()
             },
         )?),
@@ -305,6 +307,15 @@ pub fn open_store(
             Arc::new(QdrantStore::open(&config, dimension)?)
         }
     })
+}
+
+pub fn hnsw_quantization(
+    q: quarry_core::config::HnswQuantization,
+) -> quarry_vectorstores::Quantization {
+    match q {
+        quarry_core::config::HnswQuantization::None => quarry_vectorstores::Quantization::None,
+        quarry_core::config::HnswQuantization::Int8 => quarry_vectorstores::Quantization::Int8,
+    }
 }
 
 /// A secret named by a `*_env` setting, read from the environment.

@@ -355,8 +355,18 @@ impl Default for VectorStoreConfig {
             m: default_hnsw_m(),
             ef_construction: default_hnsw_ef_construction(),
             ef_search: default_hnsw_ef_search(),
+            quantization: HnswQuantization::default(),
         }
     }
+}
+
+/// `vector_store = { type = "hnsw", quantization = "int8" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HnswQuantization {
+    #[default]
+    None,
+    Int8,
 }
 
 impl VectorStoreConfig {
@@ -518,6 +528,11 @@ pub enum VectorStoreConfig {
         /// Candidates walked per search (at least 4 × the results asked for).
         #[serde(default = "default_hnsw_ef_search")]
         ef_search: usize,
+        /// How the graph holds its vectors in memory: `none` (f32) or `int8` (a byte per
+        /// dimension, a quarter of the memory; the best candidates are ranked again at full
+        /// precision).
+        #[serde(default)]
+        quantization: HnswQuantization,
     },
     /// A PostgreSQL table with pgvector (Bedrock's RDS/Aurora option).
     Pgvector {
@@ -974,6 +989,7 @@ impl Config {
                 m,
                 ef_construction,
                 ef_search,
+                ..
             } = &kb.vector_store
             {
                 for (name, value, low, high) in [

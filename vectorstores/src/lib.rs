@@ -8,6 +8,6 @@ pub mod pgvector;
 pub mod qdrant;
 pub mod suite;
 
-pub use hnsw::{HnswParams, HnswStore, Opened};
+pub use hnsw::{HnswParams, HnswStore, Opened, Quantization};
 pub use pgvector::{FieldMapping, PgVectorConfig, PgVectorStore};
 pub use qdrant::{QdrantConfig, QdrantStore};

@@ -16,6 +16,25 @@ fn open(dir: &Path, dimension: usize) -> Box<dyn VectorStore> {
 
 quarry_vectorstores::vector_store_suite!(open);
 
+/// The same suite with the graph's vectors quantized to int8 (ranked again at full precision).
+mod int8 {
+    use std::path::Path;
+
+    use quarry_core::VectorStore;
+    use quarry_vectorstores::{HnswParams, HnswStore, Quantization};
+
+    fn open(dir: &Path, dimension: usize) -> Box<dyn VectorStore> {
+        let params = HnswParams {
+            exact_search_below: 100,
+            quantization: Quantization::Int8,
+            ..HnswParams::default()
+        };
+        Box::new(HnswStore::open(dir, dimension, params).unwrap())
+    }
+
+    quarry_vectorstores::vector_store_suite!(open);
+}
+
 /// The graph on disk: saved, reopened, replayed after a crash, rebuilt when it cannot be
 /// trusted; each time the searches must be what they were.
 mod saved_graph {
@@ -172,6 +191,48 @@ mod saved_graph {
     }
 
     #[test]
+    fn an_int8_graph_answers_as_the_f32_one_and_reopens_with_the_same_answers() {
+        let int8 = HnswParams {
+            quantization: quarry_vectorstores::Quantization::Int8,
+            ..HnswParams::default()
+        };
+        let (f32_dir, int8_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let exact = open(f32_dir.path());
+        let store = HnswStore::open(int8_dir.path(), DIM, int8.clone()).unwrap();
+        for s in [&exact, &store] {
+            fill(s, 0..200); // 1,600 chunks: quantized after the first 1,000
+            s.delete_document("DS00000001", "doc3").unwrap();
+            s.end_batch().unwrap();
+        }
+        assert!(
+            store.vector_bytes() <= 1600 * DIM + 4 * DIM,
+            "a byte per dimension: {}",
+            store.vector_bytes()
+        );
+        assert!(exact.vector_bytes() >= 1600 * DIM * 4);
+        // Candidates are ranked again at full precision: the same chunks, the same scores.
+        let (want, got) = (answers(&exact), answers(&store));
+        let same = want
+            .iter()
+            .zip(&got)
+            .map(|(w, g)| g.iter().filter(|x| w.contains(x)).count())
+            .sum::<usize>();
+        assert!(
+            same as f64 >= 0.95 * 400.0,
+            "{same} of 400 results as exact"
+        );
+        drop(store);
+        let store = HnswStore::open(int8_dir.path(), DIM, int8).unwrap();
+        assert_eq!(
+            store.opened(),
+            &Opened::Saved {
+                replayed_documents: 0
+            }
+        );
+        assert_eq!(answers(&store), got);
+    }
+
+    #[test]
     fn a_stale_file_or_other_settings_are_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
@@ -193,6 +254,19 @@ mod saved_graph {
             other => panic!("{other:?}"),
         }
         assert_eq!(answers(&store), before);
+        drop(store);
+
+        // Quantized vectors instead of the saved f32 ones: rebuilt.
+        let int8 = HnswParams {
+            quantization: quarry_vectorstores::Quantization::Int8,
+            ..HnswParams::default()
+        };
+        let store = HnswStore::open(dir.path(), DIM, int8).unwrap();
+        match store.opened() {
+            Opened::Rebuilt { why } => assert!(why.contains("quantization"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(answers(&store), before, "(few chunks: held as f32 still)");
         drop(store);
 
         // Other graph settings than the file was built with.

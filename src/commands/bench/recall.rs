@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use quarry_core::config::VectorStoreConfig;
+use quarry_core::config::{HnswQuantization, VectorStoreConfig};
 use quarry_vectorstores::{HnswParams, HnswStore};
 
 use crate::knowledge_base::load_model;
@@ -26,6 +26,10 @@ pub struct RecallArgs {
     /// The ef_search settings to measure.
     #[arg(long, value_delimiter = ',', default_value = "10,20,40,60,100,200,400")]
     ef: Vec<usize>,
+    /// How the graph holds its vectors (`none` or `int8`); the knowledge base's setting by
+    /// default. Another setting than the saved graph's rebuilds it (and saves it so).
+    #[arg(long)]
+    quantization: Option<String>,
 }
 
 const K: usize = 10;
@@ -36,7 +40,10 @@ pub fn run(config_path: &Path, args: RecallArgs) -> anyhow::Result<ExitCode> {
         bail!("no knowledge base {:?}", args.kb);
     };
     let VectorStoreConfig::Hnsw {
-        m, ef_construction, ..
+        m,
+        ef_construction,
+        quantization,
+        ..
     } = kb.vector_store
     else {
         bail!(
@@ -44,27 +51,36 @@ pub fn run(config_path: &Path, args: RecallArgs) -> anyhow::Result<ExitCode> {
             args.kb
         );
     };
-    let embedder = load_model(&config, kb.embedding_model.get_ref())?;
-    let dir = config
-        .server
-        .data_dir
-        .join(kb.id.get_ref().as_str())
-        .join("hnsw");
+    let quantization = match args.quantization.as_deref() {
+        None => quantization,
+        Some("none") => HnswQuantization::None,
+        Some("int8") => HnswQuantization::Int8,
+        Some(other) => bail!("--quantization {other}: none or int8"),
+    };
+    // The serving generation's index (after model switches, not generation 0's).
+    let kb_dir = config.server.data_dir.join(kb.id.get_ref().as_str());
+    let state = crate::generations::IndexState::load(&kb_dir, kb.embedding_model.get_ref())?;
+    let (_, store_dir) =
+        crate::generations::location(&kb.vector_store, &kb_dir, state.active.number);
+    let embedder = load_model(&config, &state.active.model)?;
     let started = Instant::now();
     let store = HnswStore::open(
-        &dir,
+        &store_dir.join("hnsw"),
         embedder.dimension(),
         HnswParams {
             max_connections: m,
             ef_construction,
+            quantization: crate::knowledge_base::hnsw_quantization(quantization),
             ..HnswParams::default()
         },
     )?;
-    eprintln!(
-        "opened {} chunks in {:.1}s ({:?})",
-        quarry_core::VectorStore::len(&store)?,
+    let chunks = quarry_core::VectorStore::len(&store)?;
+    println!(
+        "opened {chunks} chunks in {:.1}s ({:?}); quantization {quantization:?}: vectors {:.0} MiB in memory, resident {:.0} MiB",
         started.elapsed().as_secs_f64(),
-        store.opened()
+        store.opened(),
+        store.vector_bytes() as f64 / 1048576.0,
+        resident_mib()
     );
     let texts: Vec<String> = crate::commands::eval::jsonl(&args.queries)
         .with_context(|| format!("reading {}", args.queries.display()))?
@@ -74,17 +90,30 @@ pub fn run(config_path: &Path, args: RecallArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let queries = embedder.embed(&refs)?;
+    // Exact search over the full-precision vectors (whatever the graph holds).
+    let all = store.full_precision_vectors()?;
     let started = Instant::now();
-    let exact: Vec<Vec<String>> = queries.iter().map(|q| store.exact_top(q, K)).collect();
+    let exact: Vec<Vec<String>> = queries.iter().map(|q| exact_top(&all, q)).collect();
     let exact_qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+    drop(all);
     println!(
         "{} queries, m = {m}, ef_construction = {ef_construction}; exact search {exact_qps:.0} queries/s",
         queries.len()
     );
-    println!("| ef_search | recall@10 | queries/s (search only, 1 thread) |\n|---|---|---|");
+    println!(
+        "| ef_search | recall@10 | queries/s (search{}, 1 thread) |\n|---|---|---|",
+        if quantization == HnswQuantization::Int8 {
+            " and rescoring from SQLite"
+        } else {
+            " only"
+        }
+    );
     for &ef in &args.ef {
         let started = Instant::now();
-        let found: Vec<Vec<String>> = queries.iter().map(|q| store.graph_top(q, K, ef)).collect();
+        let found = queries
+            .iter()
+            .map(|q| store.graph_top(q, K, ef))
+            .collect::<Result<Vec<Vec<String>>, _>>()?;
         let qps = queries.len() as f64 / started.elapsed().as_secs_f64();
         let hits: usize = found
             .iter()
@@ -95,4 +124,43 @@ pub fn run(config_path: &Path, args: RecallArgs) -> anyhow::Result<ExitCode> {
         println!("| {ef} | {recall:.3} | {qps:.0} |");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `K` ids nearest `query` by cosine over every vector.
+fn exact_top(all: &[(String, Vec<f32>)], query: &[f32]) -> Vec<String> {
+    let norm = query
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    let mut scored: Vec<(f32, &str)> = all
+        .iter()
+        .map(|(id, v)| {
+            (
+                v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / norm,
+                id.as_str(),
+            )
+        })
+        .collect();
+    let k = K.min(scored.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    scored.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
+    scored.truncate(k);
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().map(|(_, id)| id.to_owned()).collect()
+}
+
+/// This process's resident memory (VmRSS), in MiB.
+pub fn resident_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }

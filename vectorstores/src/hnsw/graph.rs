@@ -7,36 +7,9 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use super::distance::dot;
+use super::vectors::{Query, Vectors};
 
 pub(crate) const NONE: u32 = u32::MAX;
-
-/// The vectors of every node, end to end.
-#[derive(Default)]
-pub(crate) struct Vectors {
-    pub dim: usize,
-    pub data: Vec<f32>,
-}
-
-impl Vectors {
-    pub fn new(dim: usize) -> Self {
-        Self {
-            dim,
-            data: Vec::new(),
-        }
-    }
-
-    pub fn get(&self, node: u32) -> &[f32] {
-        let at = node as usize * self.dim;
-        &self.data[at..at + self.dim]
-    }
-
-    pub fn push(&mut self, v: &[f32]) -> u32 {
-        let node = (self.data.len() / self.dim.max(1)) as u32;
-        self.data.extend_from_slice(v);
-        node
-    }
-}
 
 /// A node and its similarity to whatever is being searched for, ordered by similarity.
 #[derive(Clone, Copy, PartialEq)]
@@ -179,9 +152,10 @@ impl Graph {
             self.entry = node;
             return;
         }
-        let query = vectors.get(node);
+        let query = vectors.node_query(node);
+        let query = &query;
         let top = self.top();
-        let mut nearest = Near(dot(query, vectors.get(self.entry)), self.entry);
+        let mut nearest = Near(vectors.sim(query, self.entry), self.entry);
         for layer in (usize::from(level) + 1..=top).rev() {
             nearest = self.greedy(vectors, query, nearest, layer);
         }
@@ -218,10 +192,10 @@ impl Graph {
             return;
         }
         let width = slots.len();
-        let base = vectors.get(to);
+        let base = vectors.node_query(to);
         let mut candidates: Vec<Near> = slots
             .iter()
-            .map(|&n| Near(dot(base, vectors.get(n)), n))
+            .map(|&n| Near(vectors.sim(&base, n), n))
             .collect();
         candidates.push(Near(sim, node));
         candidates.sort_by(|a, b| b.cmp(a));
@@ -229,12 +203,12 @@ impl Graph {
         write(self.slots_mut(to, layer), &chosen);
     }
 
-    fn greedy(&self, vectors: &Vectors, query: &[f32], start: Near, layer: usize) -> Near {
+    fn greedy(&self, vectors: &Vectors, query: &Query<'_>, start: Near, layer: usize) -> Near {
         let mut best = start;
         loop {
             let mut moved = false;
             for n in self.neighbours(best.1, layer) {
-                let sim = dot(query, vectors.get(n));
+                let sim = vectors.sim(query, n);
                 if sim > best.0 {
                     best = Near(sim, n);
                     moved = true;
@@ -252,7 +226,7 @@ impl Graph {
     fn search_layer(
         &self,
         vectors: &Vectors,
-        query: &[f32],
+        query: &Query<'_>,
         entries: &[Near],
         ef: usize,
         layer: usize,
@@ -283,7 +257,7 @@ impl Graph {
                 if !visited.insert(n) {
                     continue;
                 }
-                let sim = dot(query, vectors.get(n));
+                let sim = vectors.sim(query, n);
                 let worst = results.peek().map_or(f32::MIN, |w| w.0.0);
                 if results.len() < ef || sim > worst {
                     candidates.push(Near(sim, n));
@@ -314,7 +288,8 @@ impl Graph {
         if self.entry == NONE || k == 0 {
             return Vec::new();
         }
-        let mut nearest = Near(dot(query, vectors.get(self.entry)), self.entry);
+        let query = &vectors.query(query);
+        let mut nearest = Near(vectors.sim(query, self.entry), self.entry);
         for layer in (1..=self.top()).rev() {
             nearest = self.greedy(vectors, query, nearest, layer);
         }
@@ -340,8 +315,8 @@ fn select(vectors: &Vectors, candidates: &[Near], width: usize) -> Vec<Near> {
         if kept.len() == width {
             break;
         }
-        let v = vectors.get(c.1);
-        if kept.iter().all(|k| dot(v, vectors.get(k.1)) < c.0) {
+        let v = vectors.node_query(c.1);
+        if kept.iter().all(|k| vectors.sim(&v, k.1) < c.0) {
             kept.push(c);
         }
     }
@@ -378,6 +353,8 @@ impl Visited {
 
 #[cfg(test)]
 mod tests {
+    use super::super::distance::dot;
+    use super::super::vectors::Quantization;
     use super::*;
 
     fn unit(v: Vec<f32>) -> Vec<f32> {
@@ -386,8 +363,12 @@ mod tests {
     }
 
     fn random(n: usize, dim: usize, seed: u64) -> Vectors {
+        random_as(n, dim, seed, Quantization::None)
+    }
+
+    fn random_as(n: usize, dim: usize, seed: u64, quantization: Quantization) -> Vectors {
         let mut state = seed;
-        let mut vectors = Vectors::new(dim);
+        let mut vectors = Vectors::new(dim, quantization);
         for _ in 0..n {
             let v: Vec<f32> = (0..dim)
                 .map(|_| {
@@ -402,8 +383,14 @@ mod tests {
 
     #[test]
     fn finds_the_exact_neighbours_almost_always() {
+        for quantization in [Quantization::None, Quantization::Int8] {
+            finds_the_exact_neighbours_with(quantization);
+        }
+    }
+
+    fn finds_the_exact_neighbours_with(quantization: Quantization) {
         let (n, dim) = (3000, 24);
-        let vectors = random(n, dim, 3);
+        let vectors = random_as(n, dim, 3, quantization);
         let mut graph = Graph::new(12, 100);
         for _ in 0..n {
             graph.insert(&vectors);
@@ -411,9 +398,9 @@ mod tests {
         let queries = random(100, dim, 99);
         let mut found = 0;
         for q in 0..100 {
-            let query = queries.get(q);
+            let query = &queries.decoded(q);
             let mut exact: Vec<(u32, f32)> = (0..n as u32)
-                .map(|i| (i, dot(query, vectors.get(i))))
+                .map(|i| (i, dot(query, &vectors.decoded(i))))
                 .collect();
             exact.sort_by(|a, b| b.1.total_cmp(&a.1));
             let want: Vec<u32> = exact[..10].iter().map(|e| e.0).collect();
@@ -422,7 +409,7 @@ mod tests {
             found += got.iter().filter(|g| want.contains(&g.0)).count();
         }
         let recall = found as f64 / 1000.0;
-        assert!(recall >= 0.95, "recall@10 {recall}");
+        assert!(recall >= 0.95, "{quantization:?}: recall@10 {recall}");
     }
 
     #[test]
@@ -433,7 +420,7 @@ mod tests {
             graph.insert(&vectors);
         }
         let even = |n: u32| n.is_multiple_of(2);
-        let got = graph.search(&vectors, vectors.get(7), 20, 50, Some(&even));
+        let got = graph.search(&vectors, &vectors.decoded(7), 20, 50, Some(&even));
         assert_eq!(got.len(), 20);
         assert!(got.iter().all(|g| g.0.is_multiple_of(2)));
     }

@@ -13,6 +13,7 @@ mod distance;
 mod graph;
 mod snapshot;
 mod sqlite;
+mod vectors;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,8 +21,10 @@ use std::sync::{Mutex, RwLock};
 
 use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorStore};
 
-use self::graph::{Graph, Vectors};
+use self::graph::Graph;
 use self::sqlite::ChunkTable;
+pub use self::vectors::Quantization;
+use self::vectors::Vectors;
 use crate::metadata_document::check_dimension;
 
 const NEVER_SAVED: i64 = -1;
@@ -44,6 +47,21 @@ pub struct HnswParams {
     pub ef_construction: usize,
     /// Lower bound of the candidate list during search (it is at least 4·k).
     pub ef_search: usize,
+    /// How the graph's vectors are held in memory; quantized ones are searched, then every
+    /// candidate that may belong in the top k (within the rounding error's reach of the
+    /// k-th best) is ranked again by its full-precision vector.
+    pub quantization: Quantization,
+}
+
+/// The candidates (best first, quantized scores) that may belong in the top `k`: the first
+/// `k`, and every later one within `window` of the k-th.
+fn within_reach(mut ranked: Vec<(String, f32)>, k: usize, window: f32) -> Vec<(String, f32)> {
+    if ranked.len() > k {
+        let cut = ranked[k - 1].1 - window;
+        let keep = k + ranked[k..].iter().take_while(|(_, s)| *s >= cut).count();
+        ranked.truncate(keep);
+    }
+    ranked
 }
 
 impl Default for HnswParams {
@@ -53,6 +71,7 @@ impl Default for HnswParams {
             max_connections: 16,
             ef_construction: 200,
             ef_search: 100,
+            quantization: Quantization::None,
         }
     }
 }
@@ -132,16 +151,64 @@ impl HnswStore {
 
     /// The `k` chunk ids the graph finds for `query` with `ef` candidates, unfiltered: what
     /// a recall measurement compares with [`Self::exact_top`].
-    pub fn graph_top(&self, query: &[f32], k: usize, ef: usize) -> Vec<String> {
+    pub fn graph_top(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<String>, StoreError> {
         let query = distance::normalized(query);
-        let index = self.index_read();
-        let alive = |n: u32| index.slots[n as usize].is_some();
-        index
-            .graph
-            .search(&index.vectors, &query, k, ef, Some(&alive))
+        let (ranked, window) = {
+            let index = self.index_read();
+            // (quantized once the scales are learnt; f32 until then)
+            let quantized = index.vectors.quantization() != Quantization::None;
+            let alive = |n: u32| index.slots[n as usize].is_some();
+            // (quantized: the whole candidate list, of which those within reach are rescored)
+            let wanted = if quantized { ef.max(k) } else { k };
+            let ranked: Vec<(String, f32)> = index
+                .graph
+                .search(&index.vectors, &query, wanted, ef.max(wanted), Some(&alive))
+                .into_iter()
+                .filter_map(|(slot, score)| {
+                    Some((index.slots[slot as usize].as_ref()?.chunk_id.clone(), score))
+                })
+                .collect();
+            (
+                ranked,
+                quantized.then(|| index.vectors.error_window(&query)),
+            )
+        };
+        let ranked = match window {
+            Some(window) => self.rescored(&query, within_reach(ranked, k, window), k)?,
+            None => ranked,
+        };
+        Ok(ranked.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Candidates ranked again by their full-precision vectors (from the table), the best `k`.
+    fn rescored(
+        &self,
+        query: &[f32],
+        ranked: Vec<(String, f32)>,
+        k: usize,
+    ) -> Result<Vec<(String, f32)>, StoreError> {
+        let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
+        let vectors = self.table().load_vectors(&ids)?;
+        let mut out: Vec<(String, f32)> = ranked
             .into_iter()
-            .filter_map(|(slot, _)| Some(index.slots[slot as usize].as_ref()?.chunk_id.clone()))
-            .collect()
+            .filter_map(|(id, _)| {
+                let score = distance::dot(query, vectors.get(&id)?);
+                Some((id, score))
+            })
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out.truncate(k);
+        Ok(out)
+    }
+
+    /// Every chunk's id and full-precision vector (for measuring recall against exact search).
+    pub fn full_precision_vectors(&self) -> Result<Vec<(String, Vec<f32>)>, StoreError> {
+        self.table().all_vectors()
+    }
+
+    /// Bytes the graph's vectors take in memory.
+    pub fn vector_bytes(&self) -> usize {
+        self.index_read().vectors.bytes()
     }
 
     /// The `k` chunk ids nearest `query` by exact cosine over every chunk.
@@ -264,8 +331,8 @@ fn replay(table: &ChunkTable, mut index: Index, seq: i64) -> Result<(Index, usiz
 
 impl Index {
     fn new(params: &HnswParams, dimension: usize, capacity: usize) -> Self {
-        let mut vectors = Vectors::new(dimension);
-        vectors.data.reserve(capacity * dimension);
+        let mut vectors = Vectors::new(dimension, params.quantization);
+        vectors.reserve(capacity);
         Self {
             graph: Graph::new(params.max_connections, params.ef_construction),
             vectors,
@@ -307,11 +374,13 @@ impl Index {
             return;
         }
         let old = std::mem::replace(self, Index::new(params, self.vectors.dim, self.live));
+        // (quantized vectors keep their scales, so their codes come back exactly)
+        self.vectors.keep_scales_of(&old.vectors);
         let entries: Vec<(Entry, Vec<f32>)> = old
             .slots
             .into_iter()
             .enumerate()
-            .filter_map(|(i, e)| e.map(|e| (e, old.vectors.get(i as u32).to_vec())))
+            .filter_map(|(i, e)| e.map(|e| (e, old.vectors.decoded(i as u32))))
             .collect();
         self.add(entries);
     }
@@ -411,13 +480,16 @@ impl VectorStore for HnswStore {
         let query = distance::normalized(query);
         // Chunk ids and scores, read under one lock so a concurrent delete cannot pair a
         // score with the wrong chunk.
-        let ranked: Vec<(String, f32)> = {
+        let (ranked, window): (Vec<(String, f32)>, Option<f32>) = {
             let index = self.index_read();
             if index.live == 0 || k == 0 {
                 return Ok(Vec::new());
             }
+            // Quantized: more candidates, ranked again below at full precision.
+            let quantized = index.vectors.quantization() != Quantization::None;
             let ef = self.params.ef_search.max(4 * k);
-            match filter {
+            let k = if quantized { ef } else { k };
+            let ranked: Vec<(String, f32)> = match filter {
                 Some(f) => {
                     let passing: Vec<u32> = index
                         .slots
@@ -453,7 +525,15 @@ impl VectorStore for HnswStore {
                 let entry = index.slots[slot as usize].as_ref()?;
                 Some((entry.chunk_id.clone(), score))
             })
-            .collect()
+            .collect();
+            (
+                ranked,
+                quantized.then(|| index.vectors.error_window(&query)),
+            )
+        };
+        let ranked = match window {
+            Some(window) => self.rescored(&query, within_reach(ranked, k, window), k)?,
+            None => ranked,
         };
         let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
         let mut rows = self.table().load_chunks(&ids)?;
@@ -495,10 +575,11 @@ impl VectorStore for HnswStore {
 
 /// The `k` best of `slots` by exact cosine.
 fn exact(index: &Index, slots: &[u32], query: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let prepared = index.vectors.query(query);
     let mut scored: Vec<(u32, f32)> = slots
         .iter()
         .filter(|&&s| index.slots[s as usize].is_some())
-        .map(|&s| (s, distance::dot(query, index.vectors.get(s))))
+        .map(|&s| (s, index.vectors.sim(&prepared, s)))
         .collect();
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     scored.truncate(k);

@@ -4,9 +4,11 @@
 //! a checksum over the whole file catches what the disk does to it. Little-endian:
 //!
 //! ```text
-//! "QRYHNSW\0" version:u32 dimension:u32 m:u32 ef_construction:u32 change:i64 slots:u64 entry:u32
+//! "QRYHNSW\0" version:u32 dimension:u32 m:u32 ef_construction:u32 quantization:u32
+//! change:i64 slots:u64 entry:u32
 //! per slot: alive:u8 [chunk_id doc_source document_key metadata_json: u32 length + UTF-8]
-//! vectors: slots × dimension f32 · levels: slots u8 · layer 0: slots × 2m u32
+//! vectors: held:u8, then slots × dimension f32 (held 0), or dimension f32 scales and
+//! slots × dimension i8 codes (held 1) · levels: slots u8 · layer 0: slots × 2m u32
 //! upper layers: for each slot, level × m u32 · checksum:u64 of everything before it
 //! ```
 
@@ -14,13 +16,15 @@ use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
-use super::graph::{Graph, Vectors};
+use super::graph::Graph;
+use super::vectors::{Storage, Vectors};
 use super::{Entry, HnswParams, Index};
 
 pub(super) const FILE: &str = "graph.snapshot";
 const MAGIC: &[u8; 8] = b"QRYHNSW\0";
-/// Bumped whenever the layout above changes; another version is rebuilt, not read.
-const VERSION: u32 = 1;
+/// Bumped whenever the layout above changes; another version is rebuilt, not read (but
+/// version 1's, which differs only in having no quantization).
+const VERSION: u32 = 2;
 const BLOCK: usize = 1 << 16;
 
 /// Writes `index`, which holds every change up to `change`, to `path`.
@@ -39,6 +43,7 @@ pub(super) fn save(
         index.vectors.dim as u32,
         params.max_connections as u32,
         params.ef_construction as u32,
+        index.vectors.wanted.code(),
     ] {
         out.write_all(&v.to_le_bytes())?;
     }
@@ -58,8 +63,20 @@ pub(super) fn save(
             }
         }
     }
-    for v in &index.vectors.data {
-        out.write_all(&v.to_le_bytes())?;
+    match &index.vectors.storage {
+        Storage::F32(data) => {
+            out.write_all(&[0])?;
+            for v in data {
+                out.write_all(&v.to_le_bytes())?;
+            }
+        }
+        Storage::Int8 { codes, scale } => {
+            out.write_all(&[1])?;
+            for v in scale {
+                out.write_all(&v.to_le_bytes())?;
+            }
+            out.write_all(&codes.iter().map(|&c| c as u8).collect::<Vec<u8>>())?;
+        }
     }
     out.write_all(&graph.levels)?;
     for n in &graph.layer0 {
@@ -101,9 +118,10 @@ pub(super) fn load(
         return Err("not a graph file".into());
     }
     let version = input.u32()?;
-    if version != VERSION {
+    // Version 1 (before quantization) is read too: f32 vectors, no tag.
+    if version != VERSION && version != 1 {
         return Err(format!(
-            "format version {version}; this build reads {VERSION}"
+            "format version {version}; this build reads {VERSION} and 1"
         ));
     }
     let (dim, m, ef_construction) = (input.u32()?, input.u32()?, input.u32()?);
@@ -118,10 +136,18 @@ pub(super) fn load(
             params.max_connections, params.ef_construction
         ));
     }
+    let quantization = if version == 1 { 0 } else { input.u32()? };
+    if quantization != params.quantization.code() {
+        return Err(format!(
+            "saved with quantization {quantization}; the settings now ask for {:?}",
+            params.quantization
+        ));
+    }
     let change = input.u64()? as i64;
     let count = usize::try_from(input.u64()?).map_err(|e| e.to_string())?;
     // Every slot takes at least a byte and a vector: a count the file cannot hold is corrupt.
-    if count as u64 > len / (1 + 4 * dimension as u64).max(1) {
+    // (int8 codes: a byte per dimension at least)
+    if count as u64 > len / (1 + dimension as u64).max(1) {
         return Err(format!("{count} slots cannot fit in {len} bytes"));
     }
     let entry = input.u32()?;
@@ -148,7 +174,20 @@ pub(super) fn load(
             other => return Err(format!("slot {slot}: flag {other}")),
         });
     }
-    let vectors = input.f32s(count * dimension)?;
+    let held = if version == 1 { 0 } else { input.u8()? };
+    let storage = match held {
+        0 => Storage::F32(input.f32s(count * dimension)?),
+        1 => {
+            let scale = input.f32s(dimension)?;
+            let codes = input
+                .raw(count * dimension)?
+                .into_iter()
+                .map(|c| c as i8)
+                .collect();
+            Storage::Int8 { codes, scale }
+        }
+        other => return Err(format!("vectors held as {other}")),
+    };
     let levels = input.raw(count)?;
     let layer0 = input.u32s(count * 2 * params.max_connections)?;
     let mut upper = Vec::with_capacity(count);
@@ -176,7 +215,8 @@ pub(super) fn load(
         graph,
         vectors: Vectors {
             dim: dimension,
-            data: vectors,
+            wanted: params.quantization,
+            storage,
         },
         slots,
         by_chunk,

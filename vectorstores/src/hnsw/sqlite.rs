@@ -99,6 +99,39 @@ impl ChunkTable {
         rows.map(|r| r.map_err(storage)?).collect()
     }
 
+    /// The full-precision vectors of these chunks (those stored).
+    pub fn load_vectors(&self, ids: &[String]) -> Result<HashMap<String, Vec<f32>>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT vector FROM chunks WHERE chunk_id = ?1")
+            .map_err(storage)?;
+        let mut out = HashMap::with_capacity(ids.len());
+        for id in ids {
+            let blob: Option<Vec<u8>> = stmt
+                .query_row([id], |r| r.get(0))
+                .optional()
+                .map_err(storage)?;
+            if let Some(blob) = blob {
+                out.insert(id.clone(), floats(&blob));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every chunk's id and full-precision vector, in storage order.
+    pub fn all_vectors(&self) -> Result<Vec<(String, Vec<f32>)>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT chunk_id, vector FROM chunks ORDER BY rowid")
+            .map_err(storage)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, floats(&r.get::<_, Vec<u8>>(1)?)))
+            })
+            .map_err(storage)?;
+        rows.map(|r| r.map_err(storage)).collect()
+    }
+
     pub fn load_chunks(&self, ids: &[String]) -> Result<HashMap<String, StoredChunk>, StoreError> {
         let mut stmt = self
             .db
@@ -356,9 +389,12 @@ fn row_to_chunk(
         span: r.get::<_, i64>(4)? as usize..r.get::<_, i64>(5)? as usize,
         page: r.get(6)?,
         metadata,
-        vector: vector
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
+        vector: floats(&vector),
     }))
+}
+
+fn floats(blob: &[u8]) -> Vec<f32> {
+    blob.chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
