@@ -30,6 +30,11 @@ pub struct RecallArgs {
     /// default. Another setting than the saved graph's rebuilds it (and saves it so).
     #[arg(long)]
     quantization: Option<String>,
+    /// Also write the full-precision vectors and the embedded queries to this folder
+    /// (`vectors.f32`, `queries.f32`: little-endian rows of unit vectors; `meta.json`), for
+    /// measuring other libraries on the same data (`benches/million/anchors.py`).
+    #[arg(long)]
+    dump: Option<PathBuf>,
 }
 
 const K: usize = 10;
@@ -92,6 +97,9 @@ pub fn run(config_path: &Path, args: RecallArgs) -> anyhow::Result<ExitCode> {
     let queries = embedder.embed(&refs)?;
     // Exact search over the full-precision vectors (whatever the graph holds).
     let all = store.full_precision_vectors()?;
+    if let Some(dir) = &args.dump {
+        dump(dir, &all, &queries)?;
+    }
     let started = Instant::now();
     let exact: Vec<Vec<String>> = queries.iter().map(|q| exact_top(&all, q)).collect();
     let exact_qps = queries.len() as f64 / started.elapsed().as_secs_f64();
@@ -163,4 +171,37 @@ pub fn resident_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Writes the vectors and the queries as unit vectors, row after row, little-endian f32.
+fn dump(dir: &Path, all: &[(String, Vec<f32>)], queries: &[Vec<f32>]) -> anyhow::Result<()> {
+    use std::io::Write;
+    fs_err::create_dir_all(dir)?;
+    let write = |name: &str, rows: &mut dyn Iterator<Item = &Vec<f32>>| -> anyhow::Result<usize> {
+        let mut out = std::io::BufWriter::new(fs_err::File::create(dir.join(name))?);
+        let mut n = 0;
+        for row in rows {
+            let norm = row
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+                .max(f32::MIN_POSITIVE);
+            for x in row {
+                out.write_all(&(x / norm).to_le_bytes())?;
+            }
+            n += 1;
+        }
+        out.flush()?;
+        Ok(n)
+    };
+    let n = write("vectors.f32", &mut all.iter().map(|(_, v)| v))?;
+    let q = write("queries.f32", &mut queries.iter())?;
+    let dim = queries.first().map_or(0, Vec::len);
+    fs_err::write(
+        dir.join("meta.json"),
+        serde_json::json!({ "vectors": n, "queries": q, "dimension": dim, "k": K }).to_string(),
+    )?;
+    eprintln!("wrote {n} vectors and {q} queries to {}", dir.display());
+    Ok(())
 }
