@@ -2,6 +2,8 @@
 //! against a chunk's metadata, with Bedrock's semantics. Every vector store either evaluates
 //! filters through [`Filter::matches`] or translates them with the same meaning.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::metadata::{Metadata, MetadataValue};
@@ -222,42 +224,58 @@ impl Filter {
     /// Whether a chunk with this metadata passes the filter. Negative operators (`notEquals`,
     /// `notIn`) also match chunks that lack the key, as Bedrock's do.
     pub fn matches(&self, metadata: &Metadata) -> bool {
-        let number = |key: &str| match metadata.get(key) {
+        self.matches_in(metadata)
+    }
+
+    /// [`Self::matches`] over metadata held some other way than one map (a store's compact
+    /// entries).
+    pub fn matches_in(&self, metadata: &dyn MetadataSource) -> bool {
+        let get = |key: &str| metadata.value(key);
+        let number = |key: &str| match get(key).as_deref() {
             Some(MetadataValue::Number(n)) => Some(*n),
             _ => None,
         };
         match self {
-            Self::Equals(key, v) => metadata.get(key).is_some_and(|a| values_equal(a, v)),
-            Self::NotEquals(key, v) => !metadata.get(key).is_some_and(|a| values_equal(a, v)),
+            Self::Equals(key, v) => get(key).is_some_and(|a| values_equal(&a, v)),
+            Self::NotEquals(key, v) => !get(key).is_some_and(|a| values_equal(&a, v)),
             Self::GreaterThan(key, v) => number(key).is_some_and(|n| n > *v),
             Self::GreaterThanOrEquals(key, v) => number(key).is_some_and(|n| n >= *v),
             Self::LessThan(key, v) => number(key).is_some_and(|n| n < *v),
             Self::LessThanOrEquals(key, v) => number(key).is_some_and(|n| n <= *v),
-            Self::In(key, vs) => metadata
-                .get(key)
-                .is_some_and(|a| vs.iter().any(|v| values_equal(a, v))),
-            Self::NotIn(key, vs) => !metadata
-                .get(key)
-                .is_some_and(|a| vs.iter().any(|v| values_equal(a, v))),
-            Self::StartsWith(key, prefix) => {
-                matches!(metadata.get(key), Some(MetadataValue::String(s)) if s.starts_with(prefix.as_str()))
+            Self::In(key, vs) => get(key).is_some_and(|a| vs.iter().any(|v| values_equal(&a, v))),
+            Self::NotIn(key, vs) => {
+                !get(key).is_some_and(|a| vs.iter().any(|v| values_equal(&a, v)))
             }
-            Self::ListContains(key, v) => match metadata.get(key) {
+            Self::StartsWith(key, prefix) => {
+                matches!(get(key).as_deref(), Some(MetadataValue::String(s)) if s.starts_with(prefix.as_str()))
+            }
+            Self::ListContains(key, v) => match get(key).as_deref() {
                 Some(MetadataValue::StringList(items)) => items
                     .iter()
                     .any(|item| values_equal(&MetadataValue::String(item.clone()), v)),
                 _ => false,
             },
-            Self::StringContains(key, needle) => match metadata.get(key) {
+            Self::StringContains(key, needle) => match get(key).as_deref() {
                 Some(MetadataValue::String(s)) => s.contains(needle.as_str()),
                 Some(MetadataValue::StringList(items)) => {
                     items.iter().any(|s| s.contains(needle.as_str()))
                 }
                 _ => false,
             },
-            Self::AndAll(filters) => filters.iter().all(|f| f.matches(metadata)),
-            Self::OrAll(filters) => filters.iter().any(|f| f.matches(metadata)),
+            Self::AndAll(filters) => filters.iter().all(|f| f.matches_in(metadata)),
+            Self::OrAll(filters) => filters.iter().any(|f| f.matches_in(metadata)),
         }
+    }
+}
+
+/// A chunk's metadata as a filter reads it: one value by key.
+pub trait MetadataSource {
+    fn value(&self, key: &str) -> Option<Cow<'_, MetadataValue>>;
+}
+
+impl MetadataSource for Metadata {
+    fn value(&self, key: &str) -> Option<Cow<'_, MetadataValue>> {
+        self.get(key).map(Cow::Borrowed)
     }
 }
 

@@ -13,7 +13,7 @@ pub mod traits;
 
 pub use chunk::{Chunk, Passage, StoredChunk};
 pub use document::{OcrPage, ParseOptions, ParsedDocument};
-pub use filter::{Filter, FilterError};
+pub use filter::{Filter, FilterError, MetadataSource};
 pub use metadata::{Metadata, MetadataValue};
 pub use traits::{
     Chunker, EmbedError, Embedder, ParseError, Parser, SearchHit, StoreError, TokenCounter,

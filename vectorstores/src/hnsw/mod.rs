@@ -10,6 +10,7 @@
 //! which keeps very selective filters correct.
 
 mod distance;
+mod entries;
 mod graph;
 mod snapshot;
 mod sqlite;
@@ -17,10 +18,11 @@ mod vectors;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorStore};
 
+use self::entries::{Entry, Interner};
 use self::graph::Graph;
 use self::sqlite::ChunkTable;
 pub use self::vectors::Quantization;
@@ -76,23 +78,15 @@ impl Default for HnswParams {
     }
 }
 
-/// What searches need of each live chunk besides its vector; text and spans stay in SQLite.
-struct Entry {
-    chunk_id: String,
-    data_source_id: String,
-    document_key: String,
-    /// User metadata with the system keys, as filters see it.
-    metadata: Metadata,
-}
-
 struct Index {
     graph: Graph,
     /// Each slot's vector (the graph's node ids are slots).
     vectors: Vectors,
     /// Slot → entry; `None` once deleted or replaced.
     slots: Vec<Option<Entry>>,
-    by_chunk: HashMap<String, u32>,
+    by_chunk: HashMap<Arc<str>, u32>,
     live: usize,
+    interner: Interner,
 }
 
 pub struct HnswStore {
@@ -114,8 +108,11 @@ impl HnswStore {
         let table = ChunkTable::open(&dir.join("vectors.sqlite"), dimension)?;
         let path = dir.join(snapshot::FILE);
         let (index, saved_through, opened) = match snapshot::load(&path, dimension, &params)
-            .and_then(|(index, seq)| replay(&table, index, seq).map(|(index, n)| (index, seq, n)))
-        {
+            .and_then(|(index, seq, current)| {
+                let (index, n) = replay(&table, index, seq)?;
+                // (a file in an older format is written again in this one at the next save)
+                Ok((index, if current { seq } else { NEVER_SAVED }, n))
+            }) {
             Ok((index, seq, replayed_documents)) => {
                 (index, seq, Opened::Saved { replayed_documents })
             }
@@ -165,7 +162,10 @@ impl HnswStore {
                 .search(&index.vectors, &query, wanted, ef.max(wanted), Some(&alive))
                 .into_iter()
                 .filter_map(|(slot, score)| {
-                    Some((index.slots[slot as usize].as_ref()?.chunk_id.clone(), score))
+                    Some((
+                        index.slots[slot as usize].as_ref()?.chunk_id.to_string(),
+                        score,
+                    ))
                 })
                 .collect();
             (
@@ -218,7 +218,7 @@ impl HnswStore {
         let all: Vec<u32> = (0..index.slots.len() as u32).collect();
         exact(&index, &all, &query, k)
             .into_iter()
-            .filter_map(|(slot, _)| Some(index.slots[slot as usize].as_ref()?.chunk_id.clone()))
+            .filter_map(|(slot, _)| Some(index.slots[slot as usize].as_ref()?.chunk_id.to_string()))
             .collect()
     }
 
@@ -303,9 +303,7 @@ fn replay(table: &ChunkTable, mut index: Index, seq: i64) -> Result<(Index, usiz
             .enumerate()
             .filter_map(|(i, e)| {
                 e.as_ref()
-                    .filter(|e| {
-                        lookup.contains(&(e.data_source_id.as_str(), e.document_key.as_str()))
-                    })
+                    .filter(|e| lookup.contains(&(e.data_source_id(), e.document_key())))
                     .map(|_| i as u32)
             })
             .collect();
@@ -339,6 +337,7 @@ impl Index {
             slots: Vec::with_capacity(capacity),
             by_chunk: HashMap::with_capacity(capacity),
             live: 0,
+            interner: Interner::default(),
         }
     }
 
@@ -349,6 +348,7 @@ impl Index {
             }
         }
         for (entry, vector) in entries {
+            let entry = self.interner.share(entry);
             let slot = self.vectors.push(&vector);
             self.graph.insert(&self.vectors);
             self.by_chunk.insert(entry.chunk_id.clone(), slot);
@@ -390,7 +390,7 @@ impl Index {
     fn slots_of(&self, chunk_ids: &[String]) -> Vec<u32> {
         chunk_ids
             .iter()
-            .filter_map(|id| self.by_chunk.get(id).copied())
+            .filter_map(|id| self.by_chunk.get(id.as_str()).copied())
             .collect()
     }
 }
@@ -454,16 +454,10 @@ impl VectorStore for HnswStore {
         let updated = table.set_document_metadata(data_source_id, document_key, metadata)?;
         let ids = table.document_chunk_ids(data_source_id, document_key)?;
         let mut index = self.index_write();
+        let metadata = Arc::new(metadata.clone());
         for slot in index.slots_of(&ids) {
             if let Some(entry) = index.slots[slot as usize].as_mut() {
-                let system: Vec<_> = entry
-                    .metadata
-                    .iter()
-                    .filter(|(k, _)| k.starts_with("x-amz-bedrock-kb-"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
                 entry.metadata = metadata.clone();
-                entry.metadata.extend(system);
             }
         }
         drop(table);
@@ -496,9 +490,7 @@ impl VectorStore for HnswStore {
                         .iter()
                         .enumerate()
                         .filter_map(|(i, e)| {
-                            e.as_ref()
-                                .filter(|e| f.matches(&e.metadata))
-                                .map(|_| i as u32)
+                            e.as_ref().filter(|e| f.matches_in(*e)).map(|_| i as u32)
                         })
                         .collect();
                     if passing.len() <= self.params.exact_search_below {
@@ -523,7 +515,7 @@ impl VectorStore for HnswStore {
             .into_iter()
             .filter_map(|(slot, score)| {
                 let entry = index.slots[slot as usize].as_ref()?;
-                Some((entry.chunk_id.clone(), score))
+                Some((entry.chunk_id.to_string(), score))
             })
             .collect();
             (
@@ -584,17 +576,4 @@ fn exact(index: &Index, slots: &[u32], query: &[f32], k: usize) -> Vec<(u32, f32
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     scored.truncate(k);
     scored
-}
-
-impl Entry {
-    /// A chunk's entry and its vector.
-    fn split(chunk: StoredChunk) -> (Self, Vec<f32>) {
-        let entry = Entry {
-            metadata: chunk.full_metadata(),
-            chunk_id: chunk.id,
-            data_source_id: chunk.data_source_id,
-            document_key: chunk.document_key,
-        };
-        (entry, chunk.vector)
-    }
 }

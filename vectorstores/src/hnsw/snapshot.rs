@@ -6,7 +6,8 @@
 //! ```text
 //! "QRYHNSW\0" version:u32 dimension:u32 m:u32 ef_construction:u32 quantization:u32
 //! change:i64 slots:u64 entry:u32
-//! per slot: alive:u8 [chunk_id doc_source document_key metadata_json: u32 length + UTF-8]
+//! per slot: alive:u8 [chunk_id data_source_id document_key source_uri: u32 length + UTF-8,
+//!   page:u32 (0: none), user metadata JSON: u32 length + UTF-8]
 //! vectors: held:u8, then slots × dimension f32 (held 0), or dimension f32 scales and
 //! slots × dimension i8 codes (held 1) · levels: slots u8 · layer 0: slots × 2m u32
 //! upper layers: for each slot, level × m u32 · checksum:u64 of everything before it
@@ -15,16 +16,22 @@
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
+use quarry_core::metadata::{CHUNK_ID, DATA_SOURCE_ID, PAGE_NUMBER, SOURCE_URI};
+use quarry_core::{Metadata, MetadataValue};
+
+use super::entries::{Document, Entry, Interner};
 use super::graph::Graph;
 use super::vectors::{Storage, Vectors};
-use super::{Entry, HnswParams, Index};
+use super::{HnswParams, Index};
 
 pub(super) const FILE: &str = "graph.snapshot";
 const MAGIC: &[u8; 8] = b"QRYHNSW\0";
 /// Bumped whenever the layout above changes; another version is rebuilt, not read (but
-/// version 1's, which differs only in having no quantization).
-const VERSION: u32 = 2;
+/// versions 1 and 2, which kept each slot's whole metadata, system keys included, as one JSON
+/// text after its document key, and version 1 no quantization).
+const VERSION: u32 = 3;
 const BLOCK: usize = 1 << 16;
 
 /// Writes `index`, which holds every change up to `change`, to `path`.
@@ -55,11 +62,16 @@ pub(super) fn save(
             None => out.write_all(&[0])?,
             Some(e) => {
                 out.write_all(&[1])?;
-                let metadata = serde_json::to_string(&e.metadata)?;
-                for text in [&e.chunk_id, &e.data_source_id, &e.document_key, &metadata] {
-                    out.write_all(&(text.len() as u32).to_le_bytes())?;
-                    out.write_all(text.as_bytes())?;
+                for text in [
+                    &*e.chunk_id,
+                    e.data_source_id(),
+                    e.document_key(),
+                    e.document.source_uri(),
+                ] {
+                    write_text(&mut out, text)?;
                 }
+                out.write_all(&e.page.map_or(0, |p| p.saturating_add(1)).to_le_bytes())?;
+                write_text(&mut out, &serde_json::to_string(&*e.metadata)?)?;
             }
         }
     }
@@ -98,14 +110,15 @@ pub(super) fn save(
     Ok(())
 }
 
-/// Reads the graph saved at `path` and the change it holds everything up to. Any doubt
+/// Reads the graph saved at `path`, the change it holds everything up to, and whether it is
+/// in this build's format (an older one is read, and saved again at the next save). Any doubt
 /// (missing, another version, dimension or settings, a bad checksum, a short file) is an
 /// error saying why, and the caller rebuilds.
 pub(super) fn load(
     path: &Path,
     dimension: usize,
     params: &HnswParams,
-) -> Result<(Index, i64), String> {
+) -> Result<(Index, i64, bool), String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     if len < 8 {
@@ -118,10 +131,10 @@ pub(super) fn load(
         return Err("not a graph file".into());
     }
     let version = input.u32()?;
-    // Version 1 (before quantization) is read too: f32 vectors, no tag.
-    if version != VERSION && version != 1 {
+    // Versions 1 (before quantization: f32 vectors, no tag) and 2 (whole metadata) are read too.
+    if !(1..=VERSION).contains(&version) {
         return Err(format!(
-            "format version {version}; this build reads {VERSION} and 1"
+            "format version {version}; this build reads 1 to {VERSION}"
         ));
     }
     let (dim, m, ef_construction) = (input.u32()?, input.u32()?, input.u32()?);
@@ -153,26 +166,49 @@ pub(super) fn load(
     let entry = input.u32()?;
     let mut slots = Vec::with_capacity(count);
     let mut by_chunk = std::collections::HashMap::with_capacity(count);
+    let mut interner = Interner::default();
     for slot in 0..count {
         let alive = input.u8()?;
-        slots.push(match alive {
+        let entry = match alive {
             0 => None,
-            1 => {
-                let chunk_id = input.text()?;
-                let data_source_id = input.text()?;
-                let document_key = input.text()?;
-                let metadata = serde_json::from_str(&input.text()?)
-                    .map_err(|e| format!("metadata of chunk {chunk_id}: {e}"))?;
-                by_chunk.insert(chunk_id.clone(), slot as u32);
-                Some(Entry {
+            1 if version < 3 => {
+                let (chunk_id, data_source_id, document_key) =
+                    (input.text()?, input.text()?, input.text()?);
+                let json = input.text()?;
+                Some(old_entry(
                     chunk_id,
                     data_source_id,
                     document_key,
+                    &json,
+                    &mut interner,
+                )?)
+            }
+            1 => {
+                let chunk_id: Arc<str> = input.text()?.into();
+                let (data_source_id, document_key, source_uri) =
+                    (input.text()?, input.text()?, input.text()?);
+                let page = input.u32()?.checked_sub(1);
+                let metadata = interner
+                    .metadata_json(input.text()?)
+                    .map_err(|e| format!("metadata of chunk {chunk_id}: {e}"))?;
+                let document = interner.document(Arc::new(Document::new(
+                    data_source_id,
+                    document_key,
+                    source_uri,
+                )));
+                Some(Entry {
+                    chunk_id,
+                    document,
                     metadata,
+                    page,
                 })
             }
             other => return Err(format!("slot {slot}: flag {other}")),
-        });
+        };
+        if let Some(e) = &entry {
+            by_chunk.insert(e.chunk_id.clone(), slot as u32);
+        }
+        slots.push(entry);
     }
     let held = if version == 1 { 0 } else { input.u8()? };
     let storage = match held {
@@ -221,8 +257,43 @@ pub(super) fn load(
         slots,
         by_chunk,
         live,
+        interner,
     };
-    Ok((index, change))
+    Ok((index, change, version == VERSION))
+}
+
+fn write_text(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    out.write_all(&(text.len() as u32).to_le_bytes())?;
+    out.write_all(text.as_bytes())
+}
+
+/// A slot's entry as versions 1 and 2 wrote it: the whole metadata in one JSON text.
+fn old_entry(
+    chunk_id: String,
+    data_source_id: String,
+    document_key: String,
+    json: &str,
+    interner: &mut Interner,
+) -> Result<Entry, String> {
+    let mut metadata: Metadata =
+        serde_json::from_str(json).map_err(|e| format!("metadata of chunk {chunk_id}: {e}"))?;
+    let source_uri = match metadata.remove(SOURCE_URI) {
+        Some(MetadataValue::String(s)) => s,
+        _ => String::new(),
+    };
+    let page = match metadata.remove(PAGE_NUMBER) {
+        Some(MetadataValue::Number(n)) => Some(n as u32),
+        _ => None,
+    };
+    metadata.remove(CHUNK_ID);
+    metadata.remove(DATA_SOURCE_ID);
+    let document = Arc::new(Document::new(data_source_id, document_key, source_uri));
+    Ok(interner.share(Entry {
+        chunk_id: chunk_id.into(),
+        document,
+        metadata: Arc::new(metadata),
+        page,
+    }))
 }
 
 fn short(e: std::io::Error) -> String {
@@ -432,5 +503,52 @@ impl Read for HashingReader {
         out[..n].copy_from_slice(&self.block[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quarry_core::{Filter, StoredChunk};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A slot as versions 1 and 2 saved it (the whole metadata) answers filters as it did.
+    #[test]
+    fn an_old_slot_keeps_its_system_keys() {
+        let chunk = StoredChunk {
+            id: "c1".into(),
+            data_source_id: "DS".into(),
+            document_key: "a.pdf".into(),
+            source_uri: "s3://b/a.pdf".into(),
+            text: "t".into(),
+            span: 0..1,
+            page: Some(4),
+            metadata: [("team".to_string(), MetadataValue::String("hr".into()))].into(),
+            vector: vec![1.0],
+        };
+        let full = chunk.full_metadata();
+        let json = serde_json::to_string(&full).unwrap();
+        let entry = old_entry(
+            "c1".into(),
+            "DS".into(),
+            "a.pdf".into(),
+            &json,
+            &mut Interner::default(),
+        )
+        .unwrap();
+        assert_eq!(entry.page, Some(4));
+        assert_eq!(entry.document.source_uri(), "s3://b/a.pdf");
+        assert_eq!(entry.metadata.len(), 1, "{:?}", entry.metadata);
+        for f in [
+            json!({"equals": {"key": SOURCE_URI, "value": "s3://b/a.pdf"}}),
+            json!({"equals": {"key": PAGE_NUMBER, "value": 4}}),
+            json!({"equals": {"key": CHUNK_ID, "value": "c1"}}),
+            json!({"equals": {"key": DATA_SOURCE_ID, "value": "DS"}}),
+            json!({"equals": {"key": "team", "value": "hr"}}),
+        ] {
+            let f = Filter::from_json(&f).unwrap();
+            assert!(f.matches(&full) && f.matches_in(&entry), "{f:?}");
+        }
     }
 }
