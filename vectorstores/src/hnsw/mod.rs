@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorStore};
 
+pub use self::distance::dot;
 use self::entries::{Entry, Interner};
 use self::graph::Graph;
 use self::sqlite::ChunkTable;

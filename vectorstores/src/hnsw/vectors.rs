@@ -7,7 +7,7 @@
 //! rescores the candidates within the rounding error's reach with the full-precision vectors
 //! in SQLite.
 
-use super::distance::dot;
+use super::distance::{dot, dot_i8};
 
 /// How the graph's vectors are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -199,23 +199,6 @@ fn encode<'a>(v: &'a [f32], scale: &'a [f32]) -> impl Iterator<Item = i8> + 'a {
     v.iter()
         .zip(scale)
         .map(|(x, s)| (x / s).round().clamp(-127.0, 127.0) as i8)
-}
-
-/// `Σ q·c` over f32 weights and i8 codes, in eight independent lanes (vectorised).
-fn dot_i8(q: &[f32], c: &[i8]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = q.len() / 8 * 8;
-    for (x, y) in q[..chunks].chunks_exact(8).zip(c[..chunks].chunks_exact(8)) {
-        for i in 0..8 {
-            lanes[i] += x[i] * f32::from(y[i]);
-        }
-    }
-    let tail: f32 = q[chunks..]
-        .iter()
-        .zip(&c[chunks..])
-        .map(|(x, &y)| x * f32::from(y))
-        .sum();
-    lanes.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
