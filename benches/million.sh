@@ -9,6 +9,7 @@
 # the f32 recall run take the better part of an hour on two cores.
 #
 #   benches/million.sh                           # CHUNKS=1000000 QUANTIZATION=int8 DURATION=20
+#                                                # EF=40,100,200,400,800,1600,3200 (ef_search)
 #   CHUNKS=100000 QUANTIZATION=none benches/million.sh
 #   QUARRY=/path/to/quarry benches/million.sh     # another build
 set -euo pipefail
@@ -17,6 +18,7 @@ CHUNKS=${CHUNKS:-1000000}
 QUANTIZATION=${QUANTIZATION:-int8}
 DURATION=${DURATION:-20}
 QUERIES=${QUERIES:-300}
+EF=${EF:-40,100,200,400,800,1600,3200}
 PORT=${PORT:-18191}
 TARGET=${CARGO_TARGET_DIR:-target}
 WORK=${WORK:-$TARGET/bench-million-$CHUNKS-$QUANTIZATION}
@@ -107,6 +109,6 @@ settings="none"; [ "$QUANTIZATION" != none ] && settings="none $QUANTIZATION"
 for q in $settings; do
   dump=(); [ "$q" = none ] && dump=(--dump "$WORK/dump")
   "$QUARRY" --config "$WORK/knowledge-bases.toml" bench recall million --limit "$QUERIES" \
-    --ef 40,100,200,400,800 --quantization "$q" "${dump[@]}" 2>&1 | grep -v ' INFO '
+    --ef "$EF" --quantization "$q" "${dump[@]}" 2>&1 | grep -v ' INFO '
 done
-python3 benches/million/anchors.py "$WORK/dump" 40,100,200,400,800
+python3 benches/million/anchors.py "$WORK/dump" "$EF"

@@ -111,7 +111,7 @@ impl HnswStore {
         let (index, saved_through, opened) = match snapshot::load(&path, dimension, &params)
             .and_then(|(index, seq, current)| {
                 let (index, n) = replay(&table, index, seq)?;
-                // (a file in an older format is written again in this one at the next save)
+                // (a file in an older format is written again in this one, below)
                 Ok((index, if current { seq } else { NEVER_SAVED }, n))
             }) {
             Ok((index, seq, replayed_documents)) => {
@@ -136,7 +136,7 @@ impl HnswStore {
                 (index, NEVER_SAVED, Opened::Rebuilt { why })
             }
         };
-        Ok(Self {
+        let store = Self {
             dir: dir.to_path_buf(),
             table: Mutex::new(table),
             index: RwLock::new(index),
@@ -144,7 +144,15 @@ impl HnswStore {
             params,
             saved_through: Mutex::new(saved_through),
             opened,
-        })
+        };
+        if saved_through == NEVER_SAVED && matches!(store.opened, Opened::Saved { .. }) {
+            // read from an older format: written again in this one now, so the next start
+            // reads the faster one (the old file still serves if that fails)
+            if let Err(e) = store.save() {
+                tracing::warn!(error = %e, "the HNSW graph read from an older format was not saved again");
+            }
+        }
+        Ok(store)
     }
 
     /// The `k` chunk ids the graph finds for `query` with `ef` candidates, unfiltered: what

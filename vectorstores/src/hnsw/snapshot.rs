@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use quarry_core::metadata::{CHUNK_ID, DATA_SOURCE_ID, PAGE_NUMBER, SOURCE_URI};
-use quarry_core::{Metadata, MetadataValue};
+use quarry_core::{Metadata, MetadataSource, MetadataValue};
 
 use super::entries::{Document, Entry, Interner};
 use super::graph::Graph;
@@ -41,12 +41,24 @@ pub(super) fn save(
     change: i64,
     params: &HnswParams,
 ) -> std::io::Result<()> {
+    save_as(path, index, change, params, VERSION)
+}
+
+/// [`save`] in format `version` (2 or this build's; the tests write version 2 to check that
+/// it is still read).
+fn save_as(
+    path: &Path,
+    index: &Index,
+    change: i64,
+    params: &HnswParams,
+    version: u32,
+) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut out = HashingWriter::new(File::create(&tmp)?);
     let graph = &index.graph;
     out.write_all(MAGIC)?;
     for v in [
-        VERSION,
+        version,
         index.vectors.dim as u32,
         params.max_connections as u32,
         params.ef_construction as u32,
@@ -60,6 +72,19 @@ pub(super) fn save(
     for slot in &index.slots {
         match slot {
             None => out.write_all(&[0])?,
+            Some(e) if version < 3 => {
+                out.write_all(&[1])?;
+                let mut all = (*e.metadata).clone();
+                for key in [SOURCE_URI, DATA_SOURCE_ID, CHUNK_ID, PAGE_NUMBER] {
+                    if let Some(value) = e.value(key) {
+                        all.insert(key.to_string(), value.into_owned());
+                    }
+                }
+                for text in [&*e.chunk_id, e.data_source_id(), e.document_key()] {
+                    write_text(&mut out, text)?;
+                }
+                write_text(&mut out, &serde_json::to_string(&all)?)?;
+            }
             Some(e) => {
                 out.write_all(&[1])?;
                 for text in [
@@ -111,7 +136,7 @@ pub(super) fn save(
 }
 
 /// Reads the graph saved at `path`, the change it holds everything up to, and whether it is
-/// in this build's format (an older one is read, and saved again at the next save). Any doubt
+/// in this build's format (an older one is read, and the store saves it again). Any doubt
 /// (missing, another version, dimension or settings, a bad checksum, a short file) is an
 /// error saying why, and the caller rebuilds.
 pub(super) fn load(
@@ -512,6 +537,43 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A file of version 2 is read (not rebuilt): the same entries, the same graph.
+    #[test]
+    fn a_version_2_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = HnswParams::default();
+        let mut index = Index::new(&params, 4, 3);
+        let chunks = (0..3u8).map(|i| StoredChunk {
+            id: format!("c{i}"),
+            data_source_id: "DS".into(),
+            document_key: format!("d{}.pdf", i / 2),
+            source_uri: format!("s3://b/d{}.pdf", i / 2),
+            text: "t".into(),
+            span: 0..1,
+            page: (i > 0).then_some(u32::from(i)),
+            metadata: [("n".to_string(), MetadataValue::Number(f64::from(i % 2)))].into(),
+            vector: vec![1.0, f32::from(i), 0.5, -1.0],
+        });
+        index.add(chunks.map(|c| Entry::split(c)).collect());
+        let path = dir.path().join(FILE);
+        save_as(&path, &index, 7, &params, 2).unwrap();
+        let (read, change, current) = load(&path, 4, &params).unwrap();
+        assert_eq!((change, current), (7, false));
+        assert_eq!(read.graph.layer0, index.graph.layer0);
+        for (a, b) in read.slots.iter().zip(&index.slots) {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert_eq!(a.chunk_id, b.chunk_id);
+            for key in [SOURCE_URI, DATA_SOURCE_ID, CHUNK_ID, PAGE_NUMBER, "n"] {
+                assert_eq!(a.value(key), b.value(key), "{key}");
+            }
+        }
+        save(&path, &read, 7, &params).unwrap();
+        assert!(
+            load(&path, 4, &params).unwrap().2,
+            "saved again in this version"
+        );
+    }
 
     /// A slot as versions 1 and 2 saved it (the whole metadata) answers filters as it did.
     #[test]
