@@ -555,7 +555,7 @@ mod tests {
             metadata: [("n".to_string(), MetadataValue::Number(f64::from(i % 2)))].into(),
             vector: vec![1.0, f32::from(i), 0.5, -1.0],
         });
-        index.add(chunks.map(|c| Entry::split(c)).collect());
+        index.add(chunks.map(Entry::split).collect());
         let path = dir.path().join(FILE);
         save_as(&path, &index, 7, &params, 2).unwrap();
         let (read, change, current) = load(&path, 4, &params).unwrap();
