@@ -26,6 +26,15 @@ use serde_json::{Map, Value, json};
 
 use crate::metadata_document::{DOCUMENT_KEY, check_dimension, to_chunk, to_document};
 
+/// How long opening waits for a collection that another replica is making.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Why preparing the collection did not succeed: worth another try, or not.
+enum Prepare {
+    Failed(StoreError),
+    Refused(StoreError),
+}
+
 const CHUNK: &str = "x-quarry-chunk-id";
 const TEXT: &str = "x-quarry-text";
 /// Most points one filtered search walks while checking them.
@@ -158,42 +167,57 @@ impl QdrantStore {
             dimension,
             indexed: Mutex::new(Vec::new()),
         };
-        let name = store.collection.clone();
-        // Twice at most: replicas starting together may both find no collection, and the
-        // one whose creation loses finds the winner's.
-        for attempt in 0..2 {
-            let exists = store
-                .block(store.client.collection_exists(&name))
-                .map_err(storage)?;
-            if exists {
-                store.check_dimension(&name)?;
-                break;
+        // Replicas starting together race to create the collection, and the losers may find
+        // it made but its shards not ready yet (Qdrant answers "0 of 0 read operations
+        // failed"): such answers are tried again for a while before the start fails.
+        let deadline = std::time::Instant::now() + READY_WAIT;
+        loop {
+            match store.prepare(config) {
+                Ok(()) => return Ok(store),
+                Err(Prepare::Refused(e)) => return Err(e),
+                Err(Prepare::Failed(e)) if std::time::Instant::now() < deadline => {
+                    tracing::info!(collection = %store.collection, error = %e, "the Qdrant collection is not ready; trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Err(Prepare::Failed(e)) => return Err(e),
             }
-            let mut create = CreateCollectionBuilder::new(&name)
-                .vectors_config(VectorParamsBuilder::new(dimension as u64, Distance::Cosine));
+        }
+    }
+
+    /// Makes the collection if it is missing (checking the dimension of one that is there)
+    /// and the payload indexes the store's own filters use.
+    fn prepare(&self, config: &QdrantConfig) -> Result<(), Prepare> {
+        let name = &self.collection;
+        let exists = self
+            .block(self.client.collection_exists(name))
+            .map_err(|e| Prepare::Failed(storage(e)))?;
+        if exists {
+            self.check_dimension(name)?;
+        } else {
+            let mut create = CreateCollectionBuilder::new(name).vectors_config(
+                VectorParamsBuilder::new(self.dimension as u64, Distance::Cosine),
+            );
             if let Some(n) = config.shard_number {
                 create = create.shard_number(n);
             }
             if let Some(n) = config.replication_factor {
                 create = create.replication_factor(n);
             }
-            match store.block(store.client.create_collection(create)) {
-                Ok(_) => break,
-                Err(e) if attempt == 0 && e.to_string().contains("already exists") => {}
-                Err(e) => return Err(storage(e)),
-            }
+            // (one that loses the race to create it finds the winner's on the next try)
+            self.block(self.client.create_collection(create))
+                .map_err(|e| Prepare::Failed(storage(e)))?;
         }
         for key in [DATA_SOURCE_ID, DOCUMENT_KEY] {
-            store.index(key)?;
+            self.index(key).map_err(Prepare::Failed)?;
         }
-        Ok(store)
+        Ok(())
     }
 
     /// Refuses a collection made for vectors of another size.
-    fn check_dimension(&self, name: &str) -> Result<(), StoreError> {
+    fn check_dimension(&self, name: &str) -> Result<(), Prepare> {
         let info = self
             .block(self.client.collection_info(name))
-            .map_err(storage)?;
+            .map_err(|e| Prepare::Failed(storage(e)))?;
         let size = info
             .result
             .and_then(|r| r.config)
@@ -204,11 +228,11 @@ impl QdrantStore {
                 _ => None,
             });
         if size != Some(self.dimension as u64) {
-            return Err(StoreError::Storage(format!(
+            return Err(Prepare::Refused(StoreError::Storage(format!(
                 "Qdrant collection {name} holds vectors of {}, but the model's have {} dimensions",
                 size.map_or("another size".into(), |s| format!("{s} dimensions")),
                 self.dimension
-            )));
+            ))));
         }
         Ok(())
     }
