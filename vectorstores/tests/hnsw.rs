@@ -232,6 +232,85 @@ mod saved_graph {
         assert_eq!(answers(&store), got);
     }
 
+    /// `doc`'s chunks under their ids with other vectors (a document edited).
+    fn edited(doc: usize) -> Vec<StoredChunk> {
+        let mut out = chunks(doc + 5000, 8);
+        for (i, c) in out.iter_mut().enumerate() {
+            c.id = format!("doc{doc}-{i}");
+            c.document_key = format!("doc{doc}");
+        }
+        out
+    }
+
+    /// Every hit's score is the chunk's current full-precision cosine, to the bit.
+    fn assert_rescored_from(
+        store: &HnswStore,
+        current: &std::collections::HashMap<String, Vec<f32>>,
+    ) {
+        let unit = |v: &[f32]| {
+            let n = quarry_vectorstores::hnsw::dot(v, v).sqrt();
+            v.iter().map(|x| x / n).collect::<Vec<f32>>()
+        };
+        for q in 0..20 {
+            let raw = chunks(900 + q, 1).remove(0).vector;
+            let (hits, query) = (store.search(&raw, 10, None).unwrap(), unit(&raw));
+            assert_eq!(hits.len(), 10);
+            for h in hits {
+                let want = quarry_vectorstores::hnsw::dot(&query, &unit(&current[&h.chunk.id]));
+                assert_eq!(h.score, want, "{}", h.chunk.id);
+            }
+        }
+    }
+
+    #[test]
+    fn int8_candidates_are_rescored_with_current_vectors_whatever_the_rescoring_file_holds() {
+        let int8 = HnswParams {
+            quantization: quarry_vectorstores::Quantization::Int8,
+            ..HnswParams::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = HnswStore::open(dir.path(), DIM, int8.clone()).unwrap();
+        let mut current = std::collections::HashMap::new();
+        for doc in 0..200 {
+            store.upsert(&chunks(doc, 8)).unwrap();
+            current.extend(chunks(doc, 8).into_iter().map(|c| (c.id, c.vector)));
+        }
+        assert_rescored_from(&store, &current);
+        // Edited documents leave 1,200 tombstones of 2,800 slots: the graph is compacted and
+        // the slots renumbered; old records of the same chunk ids must not be read.
+        for doc in 0..150 {
+            store.upsert(&edited(doc)).unwrap();
+            current.extend(edited(doc).into_iter().map(|c| (c.id, c.vector)));
+        }
+        assert_rescored_from(&store, &current);
+        store.end_batch().unwrap();
+        drop(store);
+        let file = dir.path().join("vectors.f32");
+        assert!(std::fs::metadata(&file).unwrap().len() >= 1600 * (DIM as u64 * 4 + 8));
+
+        // Garbage, a short file, no file: the table answers.
+        let garbage: Vec<u8> = (0..std::fs::metadata(&file).unwrap().len())
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect();
+        std::fs::write(&file, garbage).unwrap();
+        let store = HnswStore::open(dir.path(), DIM, int8.clone()).unwrap();
+        assert_rescored_from(&store, &current);
+        drop(store);
+        let half = std::fs::metadata(&file).unwrap().len() / 2;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(half)
+            .unwrap();
+        let store = HnswStore::open(dir.path(), DIM, int8.clone()).unwrap();
+        assert_rescored_from(&store, &current);
+        drop(store);
+        std::fs::remove_file(&file).unwrap();
+        let store = HnswStore::open(dir.path(), DIM, int8).unwrap();
+        assert_rescored_from(&store, &current);
+    }
+
     #[test]
     fn a_stale_file_or_other_settings_are_rebuilt() {
         let dir = tempfile::tempdir().unwrap();

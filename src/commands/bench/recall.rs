@@ -111,7 +111,7 @@ pub fn run(config_path: &Path, args: RecallArgs) -> anyhow::Result<ExitCode> {
     println!(
         "| ef_search | recall@10 | queries/s (search{}, 1 thread) |\n|---|---|---|",
         if quantization == HnswQuantization::Int8 {
-            " and rescoring from SQLite"
+            " and rescoring"
         } else {
             " only"
         }
@@ -141,7 +141,6 @@ pub fn run(config_path: &Path, args: RecallArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `K` ids nearest `query` by cosine over every vector.
 /// The exact top [`K`] of every query, by cosine over every vector: queries taken in blocks,
 /// each block scored in one pass over the vectors (which are unit vectors already).
 fn exact_tops(all: &[(String, Vec<f32>)], queries: &[Vec<f32>]) -> Vec<Vec<String>> {

@@ -1,7 +1,8 @@
 //! Cosine on unit vectors: their dot product. The loops are written in independent lanes
 //! and compiled for the best instruction set this CPU has, chosen at run time (AVX-512, or
 //! AVX2 with FMA, through `pulp`; plain code otherwise); `*_reference` are the plain sums the
-//! tests hold them to.
+//! tests hold them to. The one module of the crate allowed `unsafe`: for the prefetch hint.
+#![allow(unsafe_code)]
 
 use std::sync::LazyLock;
 
@@ -29,6 +30,88 @@ fn dispatched<B: Copy + Into<f32>>(a: &[f32], b: &[B]) -> f32 {
         Arch::Scalar => lanes::<B, false>(a, b),
         arch => arch.dispatch(Fused(a, b)),
     }
+}
+
+/// `out[i] = q · data[nodes[i]·dim..][..dim]`: a node's neighbours scored in one dispatch,
+/// each row fetched from memory while the one before it is summed (at a million vectors
+/// nearly every row is a cache miss).
+pub(crate) fn dots_at<B: Copy + Into<f32>>(
+    q: &[f32],
+    data: &[B],
+    nodes: &[u32],
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    let rows = Rows {
+        q,
+        data,
+        dim: q.len(),
+        nodes,
+        out,
+    };
+    match *ARCH {
+        Arch::Scalar => rows.run::<false>(),
+        arch => arch.dispatch(rows),
+    }
+}
+
+struct Rows<'a, B> {
+    q: &'a [f32],
+    data: &'a [B],
+    dim: usize,
+    nodes: &'a [u32],
+    out: &'a mut Vec<f32>,
+}
+
+impl<B: Copy + Into<f32>> Rows<'_, B> {
+    /// How many rows ahead of the one being summed are fetched.
+    const AHEAD: usize = 2;
+
+    fn row(&self, i: usize) -> &[B] {
+        let at = self.nodes[i] as usize * self.dim;
+        &self.data[at..at + self.dim]
+    }
+
+    #[inline(always)]
+    fn run<const FUSED: bool>(self) {
+        for i in 0..self.nodes.len().min(Self::AHEAD) {
+            prefetch(self.row(i));
+        }
+        for i in 0..self.nodes.len() {
+            if i + Self::AHEAD < self.nodes.len() {
+                prefetch(self.row(i + Self::AHEAD));
+            }
+            let sim = lanes::<B, FUSED>(self.q, self.row(i));
+            self.out.push(sim);
+        }
+    }
+}
+
+impl<B: Copy + Into<f32>> WithSimd for Rows<'_, B> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, _simd: S) {
+        self.run::<true>()
+    }
+}
+
+/// Asks the CPU to bring `row` into its cache (a hint: it never faults, and does nothing on
+/// other architectures).
+#[inline(always)]
+fn prefetch<B>(row: &[B]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let base = row.as_ptr().cast::<i8>();
+        for offset in (0..std::mem::size_of_val(row)).step_by(64) {
+            // SAFETY: `base + offset` lies inside `row` (offset < its size in bytes), and a
+            // prefetch reads nothing the program can observe and cannot fault.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
 }
 
 /// The fused loop, monomorphised inside the dispatcher's `#[target_feature]` function (a
@@ -118,6 +201,30 @@ mod tests {
                     < 100.0 * tolerance,
                 "i8, {n}"
             );
+        }
+    }
+
+    /// Rows scored together (prefetched ahead) score as each alone does.
+    #[test]
+    fn rows_score_as_single_dot_products() {
+        let dim = 384;
+        let data = data(dim * 50, 3);
+        let codes: Vec<i8> = data.iter().map(|x| (x * 127.0) as i8).collect();
+        let q = &data[dim * 7..dim * 8];
+        for nodes in [vec![], vec![4], vec![9, 2], vec![0, 49, 13, 13, 30, 1, 7]] {
+            let mut out = vec![1.0];
+            dots_at(q, &data, &nodes, &mut out);
+            let want: Vec<f32> = nodes
+                .iter()
+                .map(|&n| dot(q, &data[n as usize * dim..][..dim]))
+                .collect();
+            assert_eq!(out, want, "f32 {nodes:?}");
+            dots_at(q, &codes, &nodes, &mut out);
+            let want: Vec<f32> = nodes
+                .iter()
+                .map(|&n| dot_i8(q, &codes[n as usize * dim..][..dim]))
+                .collect();
+            assert_eq!(out, want, "i8 {nodes:?}");
         }
     }
 }

@@ -160,25 +160,26 @@ impl Graph {
             nearest = self.greedy(vectors, query, nearest, layer);
         }
         let mut entries = vec![nearest];
-        let mut visited = Visited::new(self.len());
-        for layer in (0..=usize::from(level).min(top)).rev() {
-            let found = self.search_layer(
-                vectors,
-                query,
-                &entries,
-                self.ef_construction,
-                layer,
-                None,
-                &mut visited,
-            );
-            let width = if layer == 0 { self.m0() } else { self.m };
-            let chosen = select(vectors, &found, self.m.min(width));
-            write(self.slots_mut(node, layer), &chosen);
-            for &Near(sim, other) in &chosen {
-                self.link(vectors, other, node, sim, layer);
+        Visited::with(self.len(), |visited| {
+            for layer in (0..=usize::from(level).min(top)).rev() {
+                let found = self.search_layer(
+                    vectors,
+                    query,
+                    &entries,
+                    self.ef_construction,
+                    layer,
+                    None,
+                    visited,
+                );
+                let width = if layer == 0 { self.m0() } else { self.m };
+                let chosen = select(vectors, &found, self.m.min(width));
+                write(self.slots_mut(node, layer), &chosen);
+                for &Near(sim, other) in &chosen {
+                    self.link(vectors, other, node, sim, layer);
+                }
+                entries = found;
             }
-            entries = found;
-        }
+        });
         if usize::from(level) > top {
             self.entry = node;
         }
@@ -205,10 +206,13 @@ impl Graph {
 
     fn greedy(&self, vectors: &Vectors, query: &Query<'_>, start: Near, layer: usize) -> Near {
         let mut best = start;
+        let (mut nodes, mut sims) = (Vec::new(), Vec::new());
         loop {
+            nodes.clear();
+            nodes.extend(self.neighbours(best.1, layer));
+            vectors.sims(query, &nodes, &mut sims);
             let mut moved = false;
-            for n in self.neighbours(best.1, layer) {
-                let sim = vectors.sim(query, n);
+            for (&n, &sim) in nodes.iter().zip(&sims) {
                 if sim > best.0 {
                     best = Near(sim, n);
                     moved = true;
@@ -249,15 +253,16 @@ impl Graph {
         while results.len() > ef {
             results.pop();
         }
+        // (a node's unseen neighbours, scored together)
+        let (mut fresh, mut sims) = (Vec::with_capacity(self.m0()), Vec::with_capacity(self.m0()));
         while let Some(c) = candidates.pop() {
             if results.len() >= ef && results.peek().is_some_and(|w| c.0 < w.0.0) {
                 break;
             }
-            for n in self.neighbours(c.1, layer) {
-                if !visited.insert(n) {
-                    continue;
-                }
-                let sim = vectors.sim(query, n);
+            fresh.clear();
+            fresh.extend(self.neighbours(c.1, layer).filter(|&n| visited.insert(n)));
+            vectors.sims(query, &fresh, &mut sims);
+            for (&n, &sim) in fresh.iter().zip(&sims) {
                 let worst = results.peek().map_or(f32::MIN, |w| w.0.0);
                 if results.len() < ef || sim > worst {
                     candidates.push(Near(sim, n));
@@ -293,16 +298,9 @@ impl Graph {
         for layer in (1..=self.top()).rev() {
             nearest = self.greedy(vectors, query, nearest, layer);
         }
-        let mut visited = Visited::new(self.len());
-        let found = self.search_layer(
-            vectors,
-            query,
-            &[nearest],
-            ef.max(k),
-            0,
-            allowed,
-            &mut visited,
-        );
+        let found = Visited::with(self.len(), |visited| {
+            self.search_layer(vectors, query, &[nearest], ef.max(k), 0, allowed, visited)
+        });
         found.into_iter().take(k).map(|n| (n.1, n.0)).collect()
     }
 }
@@ -333,9 +331,18 @@ fn write(slots: &mut [u32], chosen: &[Near]) {
 /// Which nodes a search has seen: one bit each.
 struct Visited(Vec<u64>);
 
+thread_local! {
+    /// Each thread's, kept between searches (a million nodes take 125 KB).
+    static VISITED: std::cell::RefCell<Visited> = const { std::cell::RefCell::new(Visited(Vec::new())) };
+}
+
 impl Visited {
-    fn new(n: usize) -> Self {
-        Self(vec![0; n.div_ceil(64)])
+    /// Runs `f` with this thread's set, sized for `n` nodes (cleared by each layer's search).
+    fn with<R>(n: usize, f: impl FnOnce(&mut Visited) -> R) -> R {
+        VISITED.with_borrow_mut(|visited| {
+            visited.0.resize(n.div_ceil(64), 0);
+            f(visited)
+        })
     }
 
     fn clear(&mut self) {

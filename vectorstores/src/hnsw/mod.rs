@@ -11,6 +11,7 @@
 
 mod distance;
 mod entries;
+mod full_vectors;
 mod graph;
 mod snapshot;
 mod sqlite;
@@ -24,6 +25,7 @@ use quarry_core::{Filter, Metadata, SearchHit, StoreError, StoredChunk, VectorSt
 
 pub use self::distance::dot;
 use self::entries::{Entry, Interner};
+use self::full_vectors::FullVectors;
 use self::graph::Graph;
 use self::sqlite::ChunkTable;
 pub use self::vectors::Quantization;
@@ -56,12 +58,23 @@ pub struct HnswParams {
     pub quantization: Quantization,
 }
 
+/// A search's candidate: its slot, chunk id and similarity.
+type Ranked = (u32, String, f32);
+
+/// Chunk ids and similarities, without the slots.
+fn ids_and_scores(ranked: Vec<Ranked>) -> Vec<(String, f32)> {
+    ranked
+        .into_iter()
+        .map(|(_, id, score)| (id, score))
+        .collect()
+}
+
 /// The candidates (best first, quantized scores) that may belong in the top `k`: the first
 /// `k`, and every later one within `window` of the k-th.
-fn within_reach(mut ranked: Vec<(String, f32)>, k: usize, window: f32) -> Vec<(String, f32)> {
+fn within_reach(mut ranked: Vec<Ranked>, k: usize, window: f32) -> Vec<Ranked> {
     if ranked.len() > k {
-        let cut = ranked[k - 1].1 - window;
-        let keep = k + ranked[k..].iter().take_while(|(_, s)| *s >= cut).count();
+        let cut = ranked[k - 1].2 - window;
+        let keep = k + ranked[k..].iter().take_while(|r| r.2 >= cut).count();
         ranked.truncate(keep);
     }
     ranked
@@ -88,6 +101,8 @@ struct Index {
     by_chunk: HashMap<Arc<str>, u32>,
     live: usize,
     interner: Interner,
+    /// Quantized graphs: each slot's full-precision vector, for rescoring.
+    full: Option<Arc<FullVectors>>,
 }
 
 pub struct HnswStore {
@@ -107,9 +122,17 @@ impl HnswStore {
     /// is missing, from another build or settings, stale or corrupt is rebuilt from the table.
     pub fn open(dir: &Path, dimension: usize, params: HnswParams) -> Result<Self, StoreError> {
         let table = ChunkTable::open(&dir.join("vectors.sqlite"), dimension)?;
+        let full = match params.quantization {
+            Quantization::None => None,
+            Quantization::Int8 => Some(Arc::new(
+                FullVectors::open(&dir.join(full_vectors::FILE), dimension)
+                    .map_err(|e| StoreError::Storage(format!("{}: {e}", full_vectors::FILE)))?,
+            )),
+        };
         let path = dir.join(snapshot::FILE);
         let (index, saved_through, opened) = match snapshot::load(&path, dimension, &params)
-            .and_then(|(index, seq, current)| {
+            .and_then(|(mut index, seq, current)| {
+                index.full = full.clone();
                 let (index, n) = replay(&table, index, seq)?;
                 // (a file in an older format is written again in this one, below)
                 Ok((index, if current { seq } else { NEVER_SAVED }, n))
@@ -124,7 +147,8 @@ impl HnswStore {
                 let started = std::time::Instant::now();
                 let rows = table.load_all()?;
                 let mut index = Index::new(&params, dimension, rows.len());
-                index.add(rows.into_iter().map(Entry::split).collect());
+                index.full = full;
+                index.add(rows.into_iter().map(Entry::split).collect(), true);
                 if index.live > 0 {
                     tracing::info!(
                         chunks = index.live,
@@ -136,6 +160,9 @@ impl HnswStore {
                 (index, NEVER_SAVED, Opened::Rebuilt { why })
             }
         };
+        if let Some(full) = &index.full {
+            fill_rescoring_file(full, &index, &table)?;
+        }
         let store = Self {
             dir: dir.to_path_buf(),
             table: Mutex::new(table),
@@ -166,15 +193,13 @@ impl HnswStore {
             let alive = |n: u32| index.slots[n as usize].is_some();
             // (quantized: the whole candidate list, of which those within reach are rescored)
             let wanted = if quantized { ef.max(k) } else { k };
-            let ranked: Vec<(String, f32)> = index
+            let ranked: Vec<Ranked> = index
                 .graph
                 .search(&index.vectors, &query, wanted, ef.max(wanted), Some(&alive))
                 .into_iter()
                 .filter_map(|(slot, score)| {
-                    Some((
-                        index.slots[slot as usize].as_ref()?.chunk_id.to_string(),
-                        score,
-                    ))
+                    let id = index.slots[slot as usize].as_ref()?.chunk_id.to_string();
+                    Some((slot, id, score))
                 })
                 .collect();
             (
@@ -184,27 +209,45 @@ impl HnswStore {
         };
         let ranked = match window {
             Some(window) => self.rescored(&query, within_reach(ranked, k, window), k)?,
-            None => ranked,
+            None => ids_and_scores(ranked),
         };
         Ok(ranked.into_iter().map(|(id, _)| id).collect())
     }
 
-    /// Candidates ranked again by their full-precision vectors (from the table), the best `k`.
+    /// Candidates ranked again by their full-precision vectors, the best `k`: read by slot
+    /// from the rescoring file, or from the table for those it does not hold (then written
+    /// to it, while the slot is still that chunk's).
     fn rescored(
         &self,
         query: &[f32],
-        ranked: Vec<(String, f32)>,
+        ranked: Vec<Ranked>,
         k: usize,
     ) -> Result<Vec<(String, f32)>, StoreError> {
-        let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
-        let vectors = self.table().load_vectors(&ids)?;
-        let mut out: Vec<(String, f32)> = ranked
-            .into_iter()
-            .filter_map(|(id, _)| {
-                let score = distance::dot(query, vectors.get(&id)?);
-                Some((id, score))
-            })
-            .collect();
+        let full = self.index_read().full.clone();
+        let mut out = Vec::with_capacity(ranked.len());
+        let mut missing = Vec::new();
+        for (slot, id, _) in ranked {
+            match full.as_ref().and_then(|f| f.read(slot, &id)) {
+                Some(v) => out.push((id, distance::dot(query, &v))),
+                None => missing.push((slot, id)),
+            }
+        }
+        if !missing.is_empty() {
+            let ids: Vec<String> = missing.iter().map(|(_, id)| id.clone()).collect();
+            let vectors = self.table().load_vectors(&ids)?;
+            let index = self.index_read();
+            for (slot, id) in missing {
+                let Some(v) = vectors.get(&id) else { continue };
+                out.push((id.clone(), distance::dot(query, v)));
+                let current = index.slots[slot as usize]
+                    .as_ref()
+                    .is_some_and(|e| *e.chunk_id == *id);
+                if let Some(full) = full.as_ref().filter(|_| current) {
+                    // (a cache: a failed write only means the table is read next time)
+                    let _ = full.write(slot, &id, v);
+                }
+            }
+        }
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         out.truncate(k);
         Ok(out)
@@ -281,6 +324,30 @@ impl Drop for HnswStore {
     }
 }
 
+/// Writes every chunk's full-precision vector to a rescoring file that has none (the graph
+/// was quantized by a build without the file, or the file was deleted); once, at open.
+fn fill_rescoring_file(
+    full: &FullVectors,
+    index: &Index,
+    table: &ChunkTable,
+) -> Result<(), StoreError> {
+    let failed = |e: std::io::Error| StoreError::Storage(format!("{}: {e}", full_vectors::FILE));
+    if index.live == 0 || !full.is_empty().map_err(failed)? {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    table.each_vector(|id, vector| match index.by_chunk.get(id) {
+        Some(&slot) => full.write(slot, id, vector).map_err(failed),
+        None => Ok(()),
+    })?;
+    tracing::info!(
+        chunks = index.live,
+        seconds = started.elapsed().as_secs_f64(),
+        "HNSW: full-precision vectors written for rescoring"
+    );
+    Ok(())
+}
+
 /// Brings a saved graph up to date: every document changed since `seq` is taken out and
 /// read again from the table. A table that disagrees with the result is not trusted.
 fn replay(table: &ChunkTable, mut index: Index, seq: i64) -> Result<(Index, usize), String> {
@@ -320,7 +387,7 @@ fn replay(table: &ChunkTable, mut index: Index, seq: i64) -> Result<(Index, usiz
             index.remove_slot(slot);
         }
         let rows = table.load_documents(&changed).map_err(|e| e.to_string())?;
-        index.add(rows.into_iter().map(Entry::split).collect());
+        index.add(rows.into_iter().map(Entry::split).collect(), true);
         tracing::info!(
             documents = changed.len(),
             "HNSW graph: replayed changes since it was saved"
@@ -347,22 +414,34 @@ impl Index {
             by_chunk: HashMap::with_capacity(capacity),
             live: 0,
             interner: Interner::default(),
+            full: None,
         }
     }
 
-    fn add(&mut self, entries: Vec<(Entry, Vec<f32>)>) {
+    /// Adds chunks in new slots; `full_precision`: their vectors are the table's (not decoded
+    /// from quantized ones), so they are written to the rescoring file.
+    fn add(&mut self, entries: Vec<(Entry, Vec<f32>)>, full_precision: bool) {
         for (entry, _) in &entries {
             if let Some(old) = self.by_chunk.get(&entry.chunk_id).copied() {
                 self.remove_slot(old);
             }
         }
+        let mut unwritten = None;
         for (entry, vector) in entries {
             let entry = self.interner.share(entry);
             let slot = self.vectors.push(&vector);
+            if let Some(full) = self.full.as_ref().filter(|_| full_precision)
+                && let Err(e) = full.write(slot, &entry.chunk_id, &vector)
+            {
+                unwritten = Some(e);
+            }
             self.graph.insert(&self.vectors);
             self.by_chunk.insert(entry.chunk_id.clone(), slot);
             self.slots.push(Some(entry));
             self.live += 1;
+        }
+        if let Some(e) = unwritten {
+            tracing::warn!(error = %e, "full-precision vectors not written (rescoring reads the table)");
         }
     }
 
@@ -370,6 +449,9 @@ impl Index {
         if let Some(entry) = self.slots[slot as usize].take() {
             self.by_chunk.remove(&entry.chunk_id);
             self.live -= 1;
+            if let Some(Err(e)) = self.full.as_ref().map(|f| f.wipe(slot)) {
+                tracing::warn!(error = %e, slot, "a full-precision vector not wiped");
+            }
         }
     }
 
@@ -382,16 +464,28 @@ impl Index {
         if self.tombstones() < 1000 || self.tombstones() * 4 < self.slots.len() {
             return;
         }
-        let old = std::mem::replace(self, Index::new(params, self.vectors.dim, self.live));
+        let mut old = std::mem::replace(self, Index::new(params, self.vectors.dim, self.live));
         // (quantized vectors keep their scales, so their codes come back exactly)
         self.vectors.keep_scales_of(&old.vectors);
+        self.full = old.full.take();
         let entries: Vec<(Entry, Vec<f32>)> = old
             .slots
             .into_iter()
             .enumerate()
             .filter_map(|(i, e)| e.map(|e| (e, old.vectors.decoded(i as u32))))
             .collect();
-        self.add(entries);
+        // Full-precision records move down with their chunks (in slot order: a record is
+        // read before anything is written over it).
+        if let Some(full) = &self.full {
+            for (to, (entry, _)) in entries.iter().enumerate() {
+                let from = old.by_chunk[&entry.chunk_id];
+                if let Err(e) = full.moved(from, to as u32, &entry.chunk_id) {
+                    tracing::warn!(error = %e, "full-precision vectors not moved (rescoring reads the table)");
+                    break;
+                }
+            }
+        }
+        self.add(entries, false);
     }
 
     /// The slots of these chunks (a document's, as the table lists them: found by its index,
@@ -430,7 +524,7 @@ impl VectorStore for HnswStore {
         table.upsert(&chunks)?;
         let entries = chunks.into_iter().map(Entry::split).collect();
         let mut index = self.index_write();
-        index.add(entries);
+        index.add(entries, true);
         index.compact_if_needed(&self.params);
         drop(table);
         Ok(())
@@ -483,7 +577,7 @@ impl VectorStore for HnswStore {
         let query = distance::normalized(query);
         // Chunk ids and scores, read under one lock so a concurrent delete cannot pair a
         // score with the wrong chunk.
-        let (ranked, window): (Vec<(String, f32)>, Option<f32>) = {
+        let (ranked, window): (Vec<Ranked>, Option<f32>) = {
             let index = self.index_read();
             if index.live == 0 || k == 0 {
                 return Ok(Vec::new());
@@ -492,7 +586,7 @@ impl VectorStore for HnswStore {
             let quantized = index.vectors.quantization() != Quantization::None;
             let ef = self.params.ef_search.max(4 * k);
             let k = if quantized { ef } else { k };
-            let ranked: Vec<(String, f32)> = match filter {
+            let ranked: Vec<Ranked> = match filter {
                 Some(f) => {
                     let passing: Vec<u32> = index
                         .slots
@@ -524,7 +618,7 @@ impl VectorStore for HnswStore {
             .into_iter()
             .filter_map(|(slot, score)| {
                 let entry = index.slots[slot as usize].as_ref()?;
-                Some((entry.chunk_id.to_string(), score))
+                Some((slot, entry.chunk_id.to_string(), score))
             })
             .collect();
             (
@@ -534,7 +628,7 @@ impl VectorStore for HnswStore {
         };
         let ranked = match window {
             Some(window) => self.rescored(&query, within_reach(ranked, k, window), k)?,
-            None => ranked,
+            None => ids_and_scores(ranked),
         };
         let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
         let mut rows = self.table().load_chunks(&ids)?;

@@ -273,6 +273,7 @@ pub(super) fn load(
     graph.check()?;
     let live = by_chunk.len();
     let index = Index {
+        full: None,
         graph,
         vectors: Vectors {
             dim: dimension,
@@ -327,7 +328,7 @@ fn short(e: std::io::Error) -> String {
 
 /// A 64-bit checksum in four lanes, fed whole blocks (the last one may be short).
 #[derive(Clone, Copy)]
-struct Checksum {
+pub(super) struct Checksum {
     lanes: [u64; 4],
     length: u64,
 }
@@ -335,14 +336,14 @@ struct Checksum {
 impl Checksum {
     const PRIME: u64 = 0x9E37_79B1_85EB_CA87;
 
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             lanes: [1, 2, 3, 4],
             length: 0,
         }
     }
 
-    fn block(&mut self, bytes: &[u8]) {
+    pub(super) fn block(&mut self, bytes: &[u8]) {
         let words = bytes.chunks_exact(32);
         let tail = words.remainder();
         for w in words {
@@ -358,7 +359,7 @@ impl Checksum {
         self.length += bytes.len() as u64;
     }
 
-    fn value(&self) -> u64 {
+    pub(super) fn value(&self) -> u64 {
         self.lanes.iter().fold(self.length, |acc, &l| {
             (acc ^ l).wrapping_mul(Self::PRIME).rotate_left(31)
         })
@@ -555,7 +556,7 @@ mod tests {
             metadata: [("n".to_string(), MetadataValue::Number(f64::from(i % 2)))].into(),
             vector: vec![1.0, f32::from(i), 0.5, -1.0],
         });
-        index.add(chunks.map(Entry::split).collect());
+        index.add(chunks.map(Entry::split).collect(), true);
         let path = dir.path().join(FILE);
         save_as(&path, &index, 7, &params, 2).unwrap();
         let (read, change, current) = load(&path, 4, &params).unwrap();

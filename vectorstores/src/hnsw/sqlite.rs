@@ -118,6 +118,25 @@ impl ChunkTable {
         Ok(out)
     }
 
+    /// Calls `f` with every chunk's id and full-precision vector, in storage order, one at
+    /// a time (a million vectors need not be held at once).
+    pub fn each_vector(
+        &self,
+        mut f: impl FnMut(&str, &[f32]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT chunk_id, vector FROM chunks ORDER BY rowid")
+            .map_err(storage)?;
+        let mut rows = stmt.query([]).map_err(storage)?;
+        while let Some(row) = rows.next().map_err(storage)? {
+            let id = row.get_ref(0).and_then(|v| v.as_str().map_err(Into::into));
+            let blob = row.get_ref(1).and_then(|v| v.as_blob().map_err(Into::into));
+            f(id.map_err(storage)?, &floats(blob.map_err(storage)?))?;
+        }
+        Ok(())
+    }
+
     /// Every chunk's id and full-precision vector, in storage order.
     pub fn all_vectors(&self) -> Result<Vec<(String, Vec<f32>)>, StoreError> {
         let mut stmt = self

@@ -7,7 +7,7 @@
 //! rescores the candidates within the rounding error's reach with the full-precision vectors
 //! in SQLite.
 
-use super::distance::{dot, dot_i8};
+use super::distance::{dot, dot_i8, dots_at};
 
 /// How the graph's vectors are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -182,6 +182,14 @@ impl Vectors {
         match &self.storage {
             Storage::F32(d) => Query(std::borrow::Cow::Borrowed(&d[at..at + self.dim])),
             Storage::Int8 { .. } => Query(self.query(&self.decoded(n)).0.into_owned().into()),
+        }
+    }
+
+    /// Similarities of `nodes` to `q`, into `out` (cleared first), in order.
+    pub fn sims(&self, q: &Query<'_>, nodes: &[u32], out: &mut Vec<f32>) {
+        match &self.storage {
+            Storage::F32(d) => dots_at(&q.0, d, nodes, out),
+            Storage::Int8 { codes, .. } => dots_at(&q.0, codes, nodes, out),
         }
     }
 
