@@ -9,7 +9,7 @@
 # the f32 recall run take the better part of an hour on two cores.
 #
 #   benches/million.sh                           # CHUNKS=1000000 QUANTIZATION=int8 DURATION=20
-#                                                # EF=40,100,200,400,800,1600,3200 (ef_search)
+#                                                # EF=100,200,400,800,1600,3200,6400 (ef_search)
 #   CHUNKS=100000 QUANTIZATION=none benches/million.sh
 #   QUARRY=/path/to/quarry benches/million.sh     # another build
 set -euo pipefail
@@ -18,7 +18,7 @@ CHUNKS=${CHUNKS:-1000000}
 QUANTIZATION=${QUANTIZATION:-int8}
 DURATION=${DURATION:-20}
 QUERIES=${QUERIES:-300}
-EF=${EF:-40,100,200,400,800,1600,3200}
+EF=${EF:-100,200,400,800,1600,3200,6400}
 PORT=${PORT:-18191}
 TARGET=${CARGO_TARGET_DIR:-target}
 WORK=${WORK:-$TARGET/bench-million-$CHUNKS-$QUANTIZATION}

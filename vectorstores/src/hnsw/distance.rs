@@ -64,9 +64,9 @@ struct Rows<'a, B> {
 }
 
 impl<B: Copy + Into<f32>> Rows<'_, B> {
-    /// How many rows ahead of the one being summed are fetched.
-    const AHEAD: usize = 2;
-
+    /// How many rows ahead of the one being summed are fetched (measured at a million
+    /// vectors: 8 against 1, 2, 4, 16 and 32).
+    const AHEAD: usize = 8;
     fn row(&self, i: usize) -> &[B] {
         let at = self.nodes[i] as usize * self.dim;
         &self.data[at..at + self.dim]
@@ -99,7 +99,7 @@ impl<B: Copy + Into<f32>> WithSimd for Rows<'_, B> {
 /// Asks the CPU to bring `row` into its cache (a hint: it never faults, and does nothing on
 /// other architectures).
 #[inline(always)]
-fn prefetch<B>(row: &[B]) {
+pub(crate) fn prefetch<B>(row: &[B]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

@@ -58,17 +58,34 @@ impl FullVectors {
 
     /// `slot`'s vector, if its record is there and is `chunk_id`'s.
     pub fn read(&self, slot: u32, chunk_id: &str) -> Option<Vec<f32>> {
-        let mut record = vec![0u8; self.record_len()];
-        self.file.read_exact_at(&mut record, self.at(slot)).ok()?;
-        let (body, sum) = record.split_at(self.dim * 4);
-        if u64::from_le_bytes(sum.try_into().ok()?) != checksum(chunk_id, body) {
-            return None;
+        let mut vector = Vec::new();
+        self.read_into(slot, chunk_id, &mut Vec::new(), &mut vector)
+            .then_some(vector)
+    }
+
+    /// [`Self::read`] into `vector` (`record` is room for the bytes): false when not there.
+    pub fn read_into(
+        &self,
+        slot: u32,
+        chunk_id: &str,
+        record: &mut Vec<u8>,
+        vector: &mut Vec<f32>,
+    ) -> bool {
+        record.resize(self.record_len(), 0);
+        if self.file.read_exact_at(record, self.at(slot)).is_err() {
+            return false;
         }
-        Some(
+        let (body, sum) = record.split_at(self.dim * 4);
+        let sum = u64::from_le_bytes(sum.try_into().unwrap_or_default());
+        if sum != checksum(chunk_id, body) {
+            return false;
+        }
+        vector.clear();
+        vector.extend(
             body.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        )
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        true
     }
 
     /// Makes `slot`'s record match no chunk (the slot was emptied).

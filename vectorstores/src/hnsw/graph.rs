@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use super::distance::prefetch;
 use super::vectors::{Query, Vectors};
 
 pub(crate) const NONE: u32 = u32::MAX;
@@ -273,6 +274,10 @@ impl Graph {
                         }
                     }
                 }
+            }
+            // (the next node to expand: its links fetched while the heap is read)
+            if let Some(next) = candidates.peek() {
+                prefetch(self.slots(next.1, layer));
             }
         }
         let mut out: Vec<Near> = results.into_iter().map(|r| r.0).collect();

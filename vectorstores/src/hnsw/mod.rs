@@ -71,13 +71,12 @@ fn ids_and_scores(ranked: Vec<Ranked>) -> Vec<(String, f32)> {
 
 /// The candidates (best first, quantized scores) that may belong in the top `k`: the first
 /// `k`, and every later one within `window` of the k-th.
-fn within_reach(mut ranked: Vec<Ranked>, k: usize, window: f32) -> Vec<Ranked> {
-    if ranked.len() > k {
-        let cut = ranked[k - 1].2 - window;
-        let keep = k + ranked[k..].iter().take_while(|r| r.2 >= cut).count();
-        ranked.truncate(keep);
+fn within_reach(found: &mut Vec<(u32, f32)>, k: usize, window: f32) {
+    if found.len() > k {
+        let cut = found[k - 1].1 - window;
+        let keep = k + found[k..].iter().take_while(|(_, s)| *s >= cut).count();
+        found.truncate(keep);
     }
-    ranked
 }
 
 impl Default for HnswParams {
@@ -188,27 +187,20 @@ impl HnswStore {
         let query = distance::normalized(query);
         let (ranked, window) = {
             let index = self.index_read();
-            // (quantized once the scales are learnt; f32 until then)
-            let quantized = index.vectors.quantization() != Quantization::None;
-            let alive = |n: u32| index.slots[n as usize].is_some();
             // (quantized: the whole candidate list, of which those within reach are rescored)
-            let wanted = if quantized { ef.max(k) } else { k };
-            let ranked: Vec<Ranked> = index
-                .graph
-                .search(&index.vectors, &query, wanted, ef.max(wanted), Some(&alive))
-                .into_iter()
-                .filter_map(|(slot, score)| {
-                    let id = index.slots[slot as usize].as_ref()?.chunk_id.to_string();
-                    Some((slot, id, score))
-                })
-                .collect();
-            (
-                ranked,
-                quantized.then(|| index.vectors.error_window(&query)),
-            )
+            let wanted = if index.quantized() { ef.max(k) } else { k };
+            let alive = |n: u32| index.slots[n as usize].is_some();
+            let found = index.graph.search(
+                &index.vectors,
+                &query,
+                wanted,
+                ef.max(wanted),
+                (index.tombstones() > 0).then_some(&alive as &dyn Fn(u32) -> bool),
+            );
+            index.candidates(found, k, &query)
         };
         let ranked = match window {
-            Some(window) => self.rescored(&query, within_reach(ranked, k, window), k)?,
+            Some(_) => self.rescored(&query, ranked, k)?,
             None => ids_and_scores(ranked),
         };
         Ok(ranked.into_iter().map(|(id, _)| id).collect())
@@ -226,10 +218,13 @@ impl HnswStore {
         let full = self.index_read().full.clone();
         let mut out = Vec::with_capacity(ranked.len());
         let mut missing = Vec::new();
+        let (mut record, mut vector) = (Vec::new(), Vec::new());
         for (slot, id, _) in ranked {
-            match full.as_ref().and_then(|f| f.read(slot, &id)) {
-                Some(v) => out.push((id, distance::dot(query, &v))),
-                None => missing.push((slot, id)),
+            match &full {
+                Some(f) if f.read_into(slot, &id, &mut record, &mut vector) => {
+                    out.push((id, distance::dot(query, &vector)));
+                }
+                _ => missing.push((slot, id)),
             }
         }
         if !missing.is_empty() {
@@ -488,6 +483,35 @@ impl Index {
         self.add(entries, false);
     }
 
+    /// Whether the graph's vectors are quantized (once the scales are learnt; f32 until then).
+    fn quantized(&self) -> bool {
+        self.vectors.quantization() != Quantization::None
+    }
+
+    /// A search's result as chunk ids (read under the search's lock, so a concurrent delete
+    /// cannot pair a score with the wrong chunk): quantized, every candidate within the
+    /// rounding error's reach of the k-th, and that reach; else the best `k`.
+    fn candidates(
+        &self,
+        mut found: Vec<(u32, f32)>,
+        k: usize,
+        query: &[f32],
+    ) -> (Vec<Ranked>, Option<f32>) {
+        let window = self.quantized().then(|| self.vectors.error_window(query));
+        match window {
+            Some(window) => within_reach(&mut found, k, window),
+            None => found.truncate(k),
+        }
+        let ranked = found
+            .into_iter()
+            .filter_map(|(slot, score)| {
+                let id = self.slots[slot as usize].as_ref()?.chunk_id.to_string();
+                Some((slot, id, score))
+            })
+            .collect();
+        (ranked, window)
+    }
+
     /// The slots of these chunks (a document's, as the table lists them: found by its index,
     /// not by a walk over every slot).
     fn slots_of(&self, chunk_ids: &[String]) -> Vec<u32> {
@@ -577,16 +601,15 @@ impl VectorStore for HnswStore {
         let query = distance::normalized(query);
         // Chunk ids and scores, read under one lock so a concurrent delete cannot pair a
         // score with the wrong chunk.
-        let (ranked, window): (Vec<Ranked>, Option<f32>) = {
+        let (ranked, window) = {
             let index = self.index_read();
             if index.live == 0 || k == 0 {
                 return Ok(Vec::new());
             }
             // Quantized: more candidates, ranked again below at full precision.
-            let quantized = index.vectors.quantization() != Quantization::None;
             let ef = self.params.ef_search.max(4 * k);
-            let k = if quantized { ef } else { k };
-            let ranked: Vec<Ranked> = match filter {
+            let wanted = if index.quantized() { ef } else { k };
+            let found = match filter {
                 Some(f) => {
                     let passing: Vec<u32> = index
                         .slots
@@ -597,37 +620,28 @@ impl VectorStore for HnswStore {
                         })
                         .collect();
                     if passing.len() <= self.params.exact_search_below {
-                        exact(&index, &passing, &query, k)
+                        exact(&index, &passing, &query, wanted)
                     } else {
                         let allowed = |n: u32| passing.binary_search(&n).is_ok();
                         index
                             .graph
-                            .search(&index.vectors, &query, k, ef, Some(&allowed))
+                            .search(&index.vectors, &query, wanted, ef, Some(&allowed))
                     }
                 }
                 None if index.tombstones() == 0 => {
-                    index.graph.search(&index.vectors, &query, k, ef, None)
+                    index.graph.search(&index.vectors, &query, wanted, ef, None)
                 }
                 None => {
                     let alive = |n: u32| index.slots[n as usize].is_some();
                     index
                         .graph
-                        .search(&index.vectors, &query, k, ef, Some(&alive))
+                        .search(&index.vectors, &query, wanted, ef, Some(&alive))
                 }
-            }
-            .into_iter()
-            .filter_map(|(slot, score)| {
-                let entry = index.slots[slot as usize].as_ref()?;
-                Some((slot, entry.chunk_id.to_string(), score))
-            })
-            .collect();
-            (
-                ranked,
-                quantized.then(|| index.vectors.error_window(&query)),
-            )
+            };
+            index.candidates(found, k, &query)
         };
         let ranked = match window {
-            Some(window) => self.rescored(&query, within_reach(ranked, k, window), k)?,
+            Some(_) => self.rescored(&query, ranked, k)?,
             None => ids_and_scores(ranked),
         };
         let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
