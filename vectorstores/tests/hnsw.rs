@@ -312,6 +312,29 @@ mod saved_graph {
     }
 
     #[test]
+    fn a_rebuilt_graph_is_saved_at_once_so_a_killed_process_does_not_rebuild_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        fill(&store, 0..50);
+        store.end_batch().unwrap();
+        drop(store);
+        std::fs::write(dir.path().join("graph.snapshot"), b"torn").unwrap();
+        let store = open(dir.path());
+        assert!(matches!(store.opened(), Opened::Rebuilt { .. }));
+        let before = answers(&store);
+        // Killed: no save on the way out.
+        std::mem::forget(store);
+        let store = open(dir.path());
+        assert_eq!(
+            store.opened(),
+            &Opened::Saved {
+                replayed_documents: 0
+            }
+        );
+        assert_eq!(answers(&store), before);
+    }
+
+    #[test]
     fn a_stale_file_or_other_settings_are_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());

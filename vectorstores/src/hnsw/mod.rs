@@ -171,12 +171,14 @@ impl HnswStore {
             saved_through: Mutex::new(saved_through),
             opened,
         };
-        if saved_through == NEVER_SAVED && matches!(store.opened, Opened::Saved { .. }) {
-            // read from an older format: written again in this one now, so the next start
-            // reads the faster one (the old file still serves if that fails)
-            if let Err(e) = store.save() {
-                tracing::warn!(error = %e, "the HNSW graph read from an older format was not saved again");
-            }
+        // Rebuilt, or read from an older format: saved now, so the next start reads it (a
+        // server stopped before its next sync would otherwise rebuild it again; a failed
+        // save leaves the table, or the old file, to serve)
+        if saved_through == NEVER_SAVED
+            && store.index_read().live > 0
+            && let Err(e) = store.save()
+        {
+            tracing::warn!(error = %e, "the HNSW graph was not saved after it was opened");
         }
         Ok(store)
     }
