@@ -95,6 +95,11 @@ mod saved_graph {
             .collect()
     }
 
+    /// The graph came from its file, with this many documents replayed.
+    fn assert_read_from_file(store: &HnswStore, replayed_documents: usize) {
+        assert_eq!(store.opened(), &Opened::Saved { replayed_documents });
+    }
+
     fn fill(store: &HnswStore, docs: std::ops::Range<usize>) {
         for doc in docs {
             store.upsert(&chunks(doc, 8)).unwrap();
@@ -113,12 +118,7 @@ mod saved_graph {
         drop(store);
 
         let store = open(dir.path());
-        assert_eq!(
-            store.opened(),
-            &Opened::Saved {
-                replayed_documents: 0
-            }
-        );
+        assert_read_from_file(&store, 0);
         assert_eq!(store.len().unwrap(), 299 * 8);
         assert_eq!(answers(&store), before);
         // Text and metadata still come from the table.
@@ -149,12 +149,7 @@ mod saved_graph {
         std::mem::forget(store);
 
         let store = open(dir.path());
-        assert_eq!(
-            store.opened(),
-            &Opened::Saved {
-                replayed_documents: 33
-            }
-        );
+        assert_read_from_file(&store, 33);
         assert_eq!(store.len().unwrap(), 228 * 8 + 3);
         assert_eq!(answers(&store), before);
     }
@@ -223,12 +218,7 @@ mod saved_graph {
         );
         drop(store);
         let store = HnswStore::open(int8_dir.path(), DIM, int8).unwrap();
-        assert_eq!(
-            store.opened(),
-            &Opened::Saved {
-                replayed_documents: 0
-            }
-        );
+        assert_read_from_file(&store, 0);
         assert_eq!(answers(&store), got);
     }
 
@@ -325,12 +315,7 @@ mod saved_graph {
         // Killed: no save on the way out.
         std::mem::forget(store);
         let store = open(dir.path());
-        assert_eq!(
-            store.opened(),
-            &Opened::Saved {
-                replayed_documents: 0
-            }
-        );
+        assert_read_from_file(&store, 0);
         assert_eq!(answers(&store), before);
     }
 

@@ -207,6 +207,18 @@ mod tests {
     /// Rows scored together (prefetched ahead) score as each alone does.
     #[test]
     fn rows_score_as_single_dot_products() {
+        fn alone<B>(
+            q: &[f32],
+            rows: &[B],
+            nodes: &[u32],
+            one: fn(&[f32], &[B]) -> f32,
+        ) -> Vec<f32> {
+            let dim = q.len();
+            nodes
+                .iter()
+                .map(|&n| one(q, &rows[n as usize * dim..][..dim]))
+                .collect()
+        }
         let dim = 384;
         let data = data(dim * 50, 3);
         let codes: Vec<i8> = data.iter().map(|x| (x * 127.0) as i8).collect();
@@ -214,17 +226,9 @@ mod tests {
         for nodes in [vec![], vec![4], vec![9, 2], vec![0, 49, 13, 13, 30, 1, 7]] {
             let mut out = vec![1.0];
             dots_at(q, &data, &nodes, &mut out);
-            let want: Vec<f32> = nodes
-                .iter()
-                .map(|&n| dot(q, &data[n as usize * dim..][..dim]))
-                .collect();
-            assert_eq!(out, want, "f32 {nodes:?}");
+            assert_eq!(out, alone(q, &data, &nodes, dot), "f32 {nodes:?}");
             dots_at(q, &codes, &nodes, &mut out);
-            let want: Vec<f32> = nodes
-                .iter()
-                .map(|&n| dot_i8(q, &codes[n as usize * dim..][..dim]))
-                .collect();
-            assert_eq!(out, want, "i8 {nodes:?}");
+            assert_eq!(out, alone(q, &codes, &nodes, dot_i8), "i8 {nodes:?}");
         }
     }
 }

@@ -61,14 +61,6 @@ pub struct HnswParams {
 /// A search's candidate: its slot, chunk id and similarity.
 type Ranked = (u32, String, f32);
 
-/// Chunk ids and similarities, without the slots.
-fn ids_and_scores(ranked: Vec<Ranked>) -> Vec<(String, f32)> {
-    ranked
-        .into_iter()
-        .map(|(_, id, score)| (id, score))
-        .collect()
-}
-
 /// The candidates (best first, quantized scores) that may belong in the top `k`: the first
 /// `k`, and every later one within `window` of the k-th.
 fn within_reach(found: &mut Vec<(u32, f32)>, k: usize, window: f32) {
@@ -108,6 +100,9 @@ pub struct HnswStore {
     dir: PathBuf,
     table: Mutex<ChunkTable>,
     index: RwLock<Index>,
+    /// The index's rescoring file (the same one whatever the index becomes), read without
+    /// its lock.
+    full: Option<Arc<FullVectors>>,
     dimension: usize,
     params: HnswParams,
     /// The change (in the table's change log) the saved graph includes.
@@ -146,7 +141,7 @@ impl HnswStore {
                 let started = std::time::Instant::now();
                 let rows = table.load_all()?;
                 let mut index = Index::new(&params, dimension, rows.len());
-                index.full = full;
+                index.full = full.clone();
                 index.add(rows.into_iter().map(Entry::split).collect(), true);
                 if index.live > 0 {
                     tracing::info!(
@@ -166,6 +161,7 @@ impl HnswStore {
             dir: dir.to_path_buf(),
             table: Mutex::new(table),
             index: RwLock::new(index),
+            full,
             dimension,
             params,
             saved_through: Mutex::new(saved_through),
@@ -187,25 +183,33 @@ impl HnswStore {
     /// a recall measurement compares with [`Self::exact_top`].
     pub fn graph_top(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<String>, StoreError> {
         let query = distance::normalized(query);
-        let (ranked, window) = {
+        let (ranked, rescore) = {
             let index = self.index_read();
             // (quantized: the whole candidate list, of which those within reach are rescored)
             let wanted = if index.quantized() { ef.max(k) } else { k };
-            let alive = |n: u32| index.slots[n as usize].is_some();
-            let found = index.graph.search(
-                &index.vectors,
-                &query,
-                wanted,
-                ef.max(wanted),
-                (index.tombstones() > 0).then_some(&alive as &dyn Fn(u32) -> bool),
-            );
+            let found = index.unfiltered(&query, wanted, ef.max(wanted));
             index.candidates(found, k, &query)
         };
-        let ranked = match window {
-            Some(_) => self.rescored(&query, ranked, k)?,
-            None => ids_and_scores(ranked),
-        };
+        let ranked = self.ranked(&query, ranked, rescore, k)?;
         Ok(ranked.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// A search's chunk ids and scores: rescored when the candidates are quantized ones.
+    fn ranked(
+        &self,
+        query: &[f32],
+        ranked: Vec<Ranked>,
+        rescore: bool,
+        k: usize,
+    ) -> Result<Vec<(String, f32)>, StoreError> {
+        if rescore {
+            self.rescored(query, ranked, k)
+        } else {
+            Ok(ranked
+                .into_iter()
+                .map(|(_, id, score)| (id, score))
+                .collect())
+        }
     }
 
     /// Candidates ranked again by their full-precision vectors, the best `k`: read by slot
@@ -217,12 +221,12 @@ impl HnswStore {
         ranked: Vec<Ranked>,
         k: usize,
     ) -> Result<Vec<(String, f32)>, StoreError> {
-        let full = self.index_read().full.clone();
+        let full = &self.full;
         let mut out = Vec::with_capacity(ranked.len());
         let mut missing = Vec::new();
         let (mut record, mut vector) = (Vec::new(), Vec::new());
         for (slot, id, _) in ranked {
-            match &full {
+            match full {
                 Some(f) if f.read_into(slot, &id, &mut record, &mut vector) => {
                     out.push((id, distance::dot(query, &vector)));
                 }
@@ -490,19 +494,28 @@ impl Index {
         self.vectors.quantization() != Quantization::None
     }
 
+    /// Every live node's `wanted` nearest (tombstones skipped when there are any).
+    fn unfiltered(&self, query: &[f32], wanted: usize, ef: usize) -> Vec<(u32, f32)> {
+        let alive = |n: u32| self.slots[n as usize].is_some();
+        let allowed = (self.tombstones() > 0).then_some(&alive as &dyn Fn(u32) -> bool);
+        self.graph.search(&self.vectors, query, wanted, ef, allowed)
+    }
+
     /// A search's result as chunk ids (read under the search's lock, so a concurrent delete
-    /// cannot pair a score with the wrong chunk): quantized, every candidate within the
-    /// rounding error's reach of the k-th, and that reach; else the best `k`.
+    /// cannot pair a score with the wrong chunk), and whether they are to be rescored:
+    /// quantized, every candidate within the rounding error's reach of the k-th; else the
+    /// best `k`.
     fn candidates(
         &self,
         mut found: Vec<(u32, f32)>,
         k: usize,
         query: &[f32],
-    ) -> (Vec<Ranked>, Option<f32>) {
-        let window = self.quantized().then(|| self.vectors.error_window(query));
-        match window {
-            Some(window) => within_reach(&mut found, k, window),
-            None => found.truncate(k),
+    ) -> (Vec<Ranked>, bool) {
+        let rescore = self.quantized();
+        if rescore {
+            within_reach(&mut found, k, self.vectors.error_window(query));
+        } else {
+            found.truncate(k);
         }
         let ranked = found
             .into_iter()
@@ -511,7 +524,7 @@ impl Index {
                 Some((slot, id, score))
             })
             .collect();
-        (ranked, window)
+        (ranked, rescore)
     }
 
     /// The slots of these chunks (a document's, as the table lists them: found by its index,
@@ -603,7 +616,7 @@ impl VectorStore for HnswStore {
         let query = distance::normalized(query);
         // Chunk ids and scores, read under one lock so a concurrent delete cannot pair a
         // score with the wrong chunk.
-        let (ranked, window) = {
+        let (ranked, rescore) = {
             let index = self.index_read();
             if index.live == 0 || k == 0 {
                 return Ok(Vec::new());
@@ -630,22 +643,11 @@ impl VectorStore for HnswStore {
                             .search(&index.vectors, &query, wanted, ef, Some(&allowed))
                     }
                 }
-                None if index.tombstones() == 0 => {
-                    index.graph.search(&index.vectors, &query, wanted, ef, None)
-                }
-                None => {
-                    let alive = |n: u32| index.slots[n as usize].is_some();
-                    index
-                        .graph
-                        .search(&index.vectors, &query, wanted, ef, Some(&alive))
-                }
+                None => index.unfiltered(&query, wanted, ef),
             };
             index.candidates(found, k, &query)
         };
-        let ranked = match window {
-            Some(_) => self.rescored(&query, ranked, k)?,
-            None => ids_and_scores(ranked),
-        };
+        let ranked = self.ranked(&query, ranked, rescore, k)?;
         let ids: Vec<String> = ranked.iter().map(|(id, _)| id.clone()).collect();
         let mut rows = self.table().load_chunks(&ids)?;
         let mut hits: Vec<SearchHit> = ranked
